@@ -1,0 +1,102 @@
+"""Builds the Faust app and the request flow from settings and the topic declarations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from worker.agents import register_agents
+from worker.clickhouse.client import connect
+from worker.flow.decode import DecodeStage
+from worker.flow.deliver import BatchHandler
+from worker.flow.pipeline import Pipeline
+from worker.flow.process import ProcessStage
+from worker.flow.respond import Responder
+from worker.flow.validate import ValidateStage
+from worker.operations.registry import OperationRegistry, default_registry
+from worker.publish.kafka import KafkaPublisher
+from worker.settings import Settings
+from worker.sinks.clickhouse import ClickHouseSink
+from worker.topology import Topology, load_topology
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The full names of the topics the flow uses, prefix applied."""
+
+    requests: str
+    responses: str
+    dead_letters: str
+
+    @classmethod
+    def resolve(cls, settings: Settings, topology: Topology) -> TopicNames:
+        name = settings.kafka.topic
+        return cls(
+            requests=name(topology.by_role("requests").name),
+            responses=name(topology.by_role("responses").name),
+            dead_letters=name(topology.by_role("dead_letters").name),
+        )
+
+
+def build_pipeline(settings: Settings, topics: TopicNames, registry: OperationRegistry) -> Pipeline:
+    """The request flow, stage by stage, in the order a request meets them."""
+    return Pipeline(
+        stages=[DecodeStage(settings.limits), ValidateStage(registry), ProcessStage()],
+        responder=Responder(
+            responses_topic=topics.responses, dead_letter_topic=topics.dead_letters
+        ),
+    )
+
+
+@dataclass(slots=True)
+class WorkerApp:
+    """The Faust app with everything the agents need."""
+
+    settings: Settings
+    topology: Topology
+    topics: TopicNames
+    faust: Any
+    handler: BatchHandler
+    sink: ClickHouseSink
+
+
+def build_app(settings: Settings, registry: OperationRegistry | None = None) -> WorkerApp:
+    """Create the Faust app, its ports and its agents. Nothing connects yet."""
+    topology = load_topology(settings.worker.topics_file)
+    topics = TopicNames.resolve(settings, topology)
+    data_dir = settings.worker.data_dir
+    app = faust.App(
+        settings.worker.app_id,
+        broker=settings.kafka.broker_url,
+        datadir=str(data_dir / "faust"),
+        # Result tables come with the cache layer; nothing is stored in Faust tables yet.
+        store="memory://",
+        autodiscover=False,
+        # Topics are declared in topics/ and created by `worker topics create`.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_compression_type=(
+            None if settings.kafka.compression == "none" else settings.kafka.compression
+        ),
+        producer_linger_ms=5,
+        producer_acks=-1,
+        stream_buffer_maxsize=max(4096, settings.worker.batch_max * 2),
+        web_enabled=True,
+        web_bind=settings.worker.web_host,
+        web_port=settings.worker.web_port,
+        web_host=settings.worker.web_host,
+    )
+    sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.clickhouse.database)
+    handler = BatchHandler(
+        build_pipeline(settings, topics, registry or default_registry()),
+        sink,
+        KafkaPublisher(app.producer),
+    )
+    worker_app = WorkerApp(settings, topology, topics, app, handler, sink)
+    register_agents(worker_app)
+    return worker_app

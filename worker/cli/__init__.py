@@ -1,0 +1,1 @@
+"""The ``worker`` command line, one module per command group."""

@@ -1,0 +1,134 @@
+"""``worker demo``: the whole flow once, on whatever services are configured."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
+import click
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from worker.app import TopicNames
+from worker.clickhouse.client import connect
+from worker.kafka_admin import create_topics
+from worker.loadgen import SampleRequest, workload
+from worker.settings import Settings, load_settings
+from worker.topology import load_topology
+
+
+async def produce(settings: Settings, topic: str, requests: list[SampleRequest]) -> None:
+    """Publish ``requests`` to ``topic`` and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, r.value, key=r.key) for r in requests]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    settings: Settings,
+    topics: list[str],
+    *,
+    want: int,
+    timeout_s: float,
+    progress: Progress,
+    alive: Callable[[], bool] = lambda: True,
+) -> list[tuple[str, bytes | None, bytes]]:
+    """Read ``topics`` from the start until ``want`` records arrived or time ran out."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    task = progress.add_task("responses", total=want)
+    seen: list[tuple[str, bytes | None, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(seen) < want and time.monotonic() < deadline and alive():
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                seen.extend((r.topic, r.key, r.value) for r in records)
+            progress.update(task, completed=min(len(seen), want))
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@click.command()
+@click.option("--valid", default=1000, show_default=True, help="Well-formed requests to send.")
+@click.option("--invalid", default=100, show_default=True, help="Broken requests to send.")
+@click.option("--timeout", "timeout_s", default=120.0, show_default=True)
+def demo(valid: int, invalid: int, timeout_s: float) -> None:
+    """Start a worker, publish sample requests, and show what reached Kafka and ClickHouse."""
+    console = Console(stderr=True)
+    run_id = f"demo{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "KAFKA_TOPIC_PREFIX": f"{run_id}.", "WORKER_APP_ID": run_id}
+    os.environ.update(env)
+    settings = load_settings()
+    topology = load_topology(settings.worker.topics_file)
+    topics = TopicNames.resolve(settings, topology)
+    asyncio.run(create_topics(settings.kafka, topology))
+    console.print(f"topics {topics.requests} -> {topics.responses}, {topics.dead_letters}")
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env)
+    try:
+        requests = workload(valid, invalid, run_id=run_id)
+        asyncio.run(produce(settings, topics.requests, requests))
+        console.print(f"published {len(requests)} requests ({valid} valid, {invalid} invalid)")
+        with Progress(console=console) as progress:
+            responses = asyncio.run(
+                collect(
+                    settings,
+                    [topics.responses],
+                    want=len(requests),
+                    timeout_s=timeout_s,
+                    progress=progress,
+                    alive=lambda: proc.poll() is None,
+                )
+            )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    statuses: Counter[tuple[str, str]] = Counter()
+    for _, _, value in responses:
+        body = orjson.loads(value)
+        statuses[(body["status"], (body["error"] or {}).get("code", ""))] += 1
+    table = Table("status", "code", "responses", title=f"{topics.responses}")
+    for (status, code), count in sorted(statuses.items()):
+        table.add_row(status, code, str(count))
+    console.print(table)
+    client = connect(settings.clickhouse)
+    try:
+        requests_table = f"{settings.clickhouse.database}.requests"  # a validated identifier
+        result = client.query(
+            f"SELECT status, error_code, count() FROM {requests_table} "  # noqa: S608
+            "WHERE source_topic = {t:String} "
+            "GROUP BY status, error_code ORDER BY status, error_code",
+            parameters={"t": topics.requests},
+        )
+    finally:
+        client.close()
+    rows = Table(
+        "status", "error_code", "rows", title=f"ClickHouse {settings.clickhouse.describe()}"
+    )
+    for status, code, count in result.result_rows:
+        rows.add_row(status, code, str(count))
+    console.print(rows)
+    if len(responses) < len(requests):
+        console.print(f"[red]only {len(responses)} of {len(requests)} responses arrived[/red]")
+        sys.exit(1)

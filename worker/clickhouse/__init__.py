@@ -1,0 +1,1 @@
+"""ClickHouse access: the client factory (chDB or a server) and schema migrations."""

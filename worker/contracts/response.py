@@ -1,0 +1,56 @@
+"""The response envelope published for every consumed request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SourcePosition(BaseModel):
+    """Where the request was read: lets a producer match an answer to an unparseable message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class ErrorBody(BaseModel):
+    """A machine-readable error: a stable ``code`` (see docs/errors.md) and its details."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResponseMeta(BaseModel):
+    """What the worker adds to every response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    operation: str | None
+    tenant: str | None
+    correlation_id: str | None
+    worker_version: str
+    received_at: datetime
+    processed_at: datetime
+    duration_ms: float = Field(ge=0)
+    cache: Literal["hit", "miss", "bypass"]
+    source: SourcePosition
+
+
+class ResponseEnvelope(BaseModel):
+    """``status`` is ``ok`` with ``data``, or ``error`` with ``error``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str | None = Field(description="Null only when the request could not be parsed.")
+    status: Literal["ok", "error"]
+    data: dict[str, Any] | None
+    error: ErrorBody | None
+    meta: ResponseMeta

@@ -1,0 +1,61 @@
+"""What moves through the stages: an inbound record and the work item around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from worker.contracts.request import RequestEnvelope
+    from worker.errors import WorkerError
+    from worker.operations.base import Operation
+
+Headers = tuple[tuple[str, bytes], ...]
+CacheStatus = Literal["hit", "miss", "bypass"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One consumed Kafka record, as raw bytes, with its source position."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+
+@dataclass(slots=True)
+class Work:
+    """One request on its way through the stages.
+
+    A stage fills in what it is responsible for and sets ``error`` to stop the
+    request early; later stages only look at items that are still ``pending``.
+    """
+
+    record: InboundRecord
+    received_at: float
+    payload: dict[str, Any] | None = None
+    request: RequestEnvelope | None = None
+    operation: Operation[Any, Any] | None = None
+    params: BaseModel | None = None
+    result: dict[str, Any] | None = None
+    error: WorkerError | None = None
+    cache: CacheStatus = "bypass"
+    dead_letter: bool = False
+    processed_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        """Still to be processed: no error and no result yet."""
+        return self.error is None and self.result is None
+
+    def fail(self, error: WorkerError, *, dead_letter: bool = False) -> None:
+        """Stop this request with ``error``; ``dead_letter`` also keeps its original bytes."""
+        self.error = error
+        self.dead_letter = dead_letter

@@ -1,0 +1,1 @@
+"""The database layer: where ``requests`` rows are persisted."""
