@@ -13,10 +13,13 @@ from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
 from worker.flow.pipeline import Pipeline
 from worker.flow.process import ProcessStage
+from worker.flow.ratelimit import RateLimitStage
 from worker.flow.respond import Responder
 from worker.flow.validate import ValidateStage
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.publish.kafka import KafkaPublisher
+from worker.ratelimit.base import RateLimiter
+from worker.ratelimit.redis import RedisRateLimiter
 from worker.settings import Settings
 from worker.sinks.clickhouse import ClickHouseSink
 from worker.topology import Topology, load_topology
@@ -40,10 +43,21 @@ class TopicNames:
         )
 
 
-def build_pipeline(settings: Settings, topics: TopicNames, registry: OperationRegistry) -> Pipeline:
+def build_pipeline(
+    settings: Settings,
+    topics: TopicNames,
+    registry: OperationRegistry,
+    *,
+    limiter: RateLimiter,
+) -> Pipeline:
     """The request flow, stage by stage, in the order a request meets them."""
     return Pipeline(
-        stages=[DecodeStage(settings.limits), ValidateStage(registry), ProcessStage()],
+        stages=[
+            DecodeStage(settings.limits),
+            ValidateStage(registry),
+            RateLimitStage(limiter, settings.limits.on_redis_unavailable),
+            ProcessStage(),
+        ],
         responder=Responder(
             responses_topic=topics.responses, dead_letter_topic=topics.dead_letters
         ),
@@ -60,6 +74,7 @@ class WorkerApp:
     faust: Any
     handler: BatchHandler
     sink: ClickHouseSink
+    limiter: RedisRateLimiter
 
 
 def build_app(settings: Settings, registry: OperationRegistry | None = None) -> WorkerApp:
@@ -67,6 +82,8 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     topology = load_topology(settings.worker.topics_file)
     topics = TopicNames.resolve(settings, topology)
     data_dir = settings.worker.data_dir
+    # Faust creates only the last level of its datadir.
+    data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker.app_id,
         broker=settings.kafka.broker_url,
@@ -83,6 +100,8 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         producer_compression_type=(
             None if settings.kafka.compression == "none" else settings.kafka.compression
         ),
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka.session_timeout_s / 5),
         producer_linger_ms=5,
         producer_acks=-1,
         stream_buffer_maxsize=max(4096, settings.worker.batch_max * 2),
@@ -92,11 +111,14 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         web_host=settings.worker.web_host,
     )
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.clickhouse.database)
+    limiter = RedisRateLimiter(
+        settings.redis, settings.limits.rate_per_second, settings.limits.rate_burst
+    )
     handler = BatchHandler(
-        build_pipeline(settings, topics, registry or default_registry()),
+        build_pipeline(settings, topics, registry or default_registry(), limiter=limiter),
         sink,
         KafkaPublisher(app.producer),
     )
-    worker_app = WorkerApp(settings, topology, topics, app, handler, sink)
+    worker_app = WorkerApp(settings, topology, topics, app, handler, sink, limiter)
     register_agents(worker_app)
     return worker_app

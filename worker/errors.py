@@ -13,6 +13,7 @@ are retried with backoff by the stage that owns the external system.
     │   ├── RateLimitedError         rate_limited         carries retry_after_ms
     │   └── NotFoundError            not_found
     ├── ServerError                  (retriable)
+    │   ├── ServiceError             service_failed
     │   ├── DatabaseError            database_unavailable
     │   ├── RateLimiterError         rate_limiter_unavailable
     │   └── PublishError             publish_failed
@@ -124,6 +125,12 @@ class ServerError(WorkerError):
 
     code = "server_error"
     retriable = True
+
+
+class ServiceError(ServerError):
+    """An operation failed for a reason that is not the request's."""
+
+    code = "service_failed"
 
 
 class DatabaseError(ServerError):

@@ -29,6 +29,12 @@ class KafkaSettings(BaseSettings):
         description="Prepended to every declared topic name, to run several stacks on one cluster.",
     )
     compression: Literal["none", "gzip", "lz4", "zstd"] = "lz4"
+    session_timeout_s: float = Field(
+        default=15.0,
+        ge=6,
+        le=300,
+        description="How long the group waits for a silent worker before moving its partitions.",
+    )
 
     @property
     def broker_url(self) -> str:
@@ -85,6 +91,10 @@ class LimitsSettings(BaseSettings):
     max_json_depth: int = Field(default=32, gt=0)
     rate_per_second: float = Field(default=5000.0, gt=0, description="Tokens per tenant per s.")
     rate_burst: int = Field(default=10000, gt=0, description="Bucket size per tenant.")
+    on_redis_unavailable: Literal["allow", "reject"] = Field(
+        default="allow",
+        description="allow: serve unlimited while Redis is down; reject: stall and retry.",
+    )
 
 
 class WorkerSettings(BaseSettings):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
+from worker.errors import ServerError
 from worker.flow.output import BatchOutput
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
@@ -12,6 +15,7 @@ from worker.publish.base import Publisher
 from worker.sinks.base import RowSink
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BatchHandler:
@@ -22,17 +26,48 @@ class BatchHandler:
     before the return leaves the batch unacknowledged, so it is consumed again;
     the sink skips what it already holds, and response consumers deduplicate on
     request id.
+
+    A retriable :class:`~worker.errors.ServerError` (Redis down under the
+    ``reject`` policy, an operation failing, the broker refusing a publish)
+    repeats the step that failed after a capped exponential backoff, for as
+    long as it takes: meanwhile nothing is acknowledged and consumption stalls.
+    A failure inside the pipeline runs the pipeline again; rate-limit tokens
+    taken by the failed attempt are not given back.
     """
 
-    def __init__(self, pipeline: Pipeline, sink: RowSink, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sink: RowSink,
+        publisher: Publisher,
+        *,
+        backoff_max_s: float = 5.0,
+    ) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.publisher = publisher
+        self._backoff_max_s = backoff_max_s
+        self.retries = 0
 
     async def handle(self, records: Sequence[InboundRecord]) -> BatchOutput:
         """Process, persist and publish ``records``."""
-        output = await self.pipeline.run(records)
-        await self.sink.write(output.rows)
-        await self.publisher.publish(output.messages)
-        log.debug("batch done: %d records, %d dead letters", len(records), len(output.dead_letters))
+        output = await self._retrying("process", lambda: self.pipeline.run(records))
+        # Persist and publish retry on their own, with the output computed once:
+        # running the pipeline again would charge rate limits twice and could
+        # answer differently from the rows already stored.
+        await self._retrying("persist", lambda: self.sink.write(output.rows))
+        await self._retrying("publish", lambda: self.publisher.publish(output.messages))
         return output
+
+    async def _retrying(self, step: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                return await attempt()
+            except ServerError as exc:
+                self.retries += 1
+                log.warning(
+                    "%s failed [%s], retrying in %.1fs: %s", step, exc.code, delay, exc.message
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff_max_s)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from worker.errors import ClientError, WorkerError
+from worker.errors import ClientError, ServiceError, WorkerError
 from worker.flow.records import Work
 from worker.operations.base import Operation
 
@@ -31,7 +31,14 @@ class ProcessStage:
     @staticmethod
     async def _dispatch(operation: Operation[Any, Any], works: list[Work]) -> None:
         pairs = [(_tenant(work), work.params) for work in works]
-        outcomes = await operation.handle(pairs)
+        try:
+            outcomes = await operation.handle(pairs)
+        except WorkerError:
+            raise
+        except Exception as exc:
+            # A failure of the operation itself is the server's, never the client's:
+            # the batch is retried rather than answered.
+            raise ServiceError(f"operation {operation.name} failed: {exc!r}") from exc
         if len(outcomes) != len(works):
             raise WorkerError(
                 f"operation {operation.name} answered {len(outcomes)} of {len(works)} requests"

@@ -22,7 +22,7 @@ def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
     if payload is None:
         return None
     value = payload.get(name)
-    return value if isinstance(value, str) and _ID.match(value) else None
+    return value if isinstance(value, str) and _ID.fullmatch(value) else None
 
 
 def _utc(seconds: float) -> datetime:
