@@ -1,0 +1,218 @@
+"""Factories for the unit tests: records, envelopes, pipelines, rows and chDB databases.
+
+Every fixture here returns a factory, so that a test states the one thing it
+varies and takes sensible defaults for the rest.
+
+chDB runs one embedded server per process, on one directory at a time: while
+any client is open on a directory, opening a different one fails. The unit
+session therefore shares a single chDB directory, gives every test its own
+database, and closes every client it opened when the test ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from worker.app import TopicNames, build_pipeline
+from worker.clickhouse.client import connect
+from worker.flow.output import PartitionRows, RequestRow
+from worker.flow.pipeline import Pipeline
+from worker.flow.records import Headers, InboundRecord, Work
+from worker.operations.registry import OperationRegistry, default_registry
+from worker.ratelimit.memory import MemoryRateLimiter
+from worker.settings import (
+    ClickHouseSettings,
+    KafkaSettings,
+    LimitsSettings,
+    RedisSettings,
+    Settings,
+    WorkerSettings,
+)
+
+TOPICS = TopicNames("requests", "responses", "dead")
+CREATED_AT = "2024-05-01T12:00:00+00:00"
+_UNSET: Any = object()
+
+
+@pytest.fixture
+def make_envelope() -> Callable[..., dict[str, Any]]:
+    """A valid ``price.quote`` request envelope as a dict; keyword arguments replace fields."""
+    ids = itertools.count(1)
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "request_id": f"req-{next(ids):05d}",
+            "tenant": "acme",
+            "operation": "price.quote",
+            "params": {"sku": "SKU-1", "quantity": 2},
+            "created_at": CREATED_AT,
+        }
+        body.update(overrides)
+        return body
+
+    return make
+
+
+@pytest.fixture
+def make_record() -> Callable[..., InboundRecord]:
+    """An inbound record; dict values are JSON-encoded, offsets count up per partition.
+
+    The key defaults to the request id of a dict value (as producers are told to
+    key), and to ``None`` otherwise.
+    """
+    offsets: dict[tuple[str, int], Iterator[int]] = {}
+
+    def make(
+        value: bytes | dict[str, Any] | None,
+        *,
+        topic: str = "requests",
+        partition: int = 0,
+        offset: int | None = None,
+        key: bytes | None = _UNSET,
+        headers: Headers = (),
+    ) -> InboundRecord:
+        if key is _UNSET:
+            claimed = value.get("request_id") if isinstance(value, dict) else None
+            key = claimed.encode() if isinstance(claimed, str) else None
+        raw = orjson.dumps(value) if isinstance(value, dict) else value
+        if offset is None:
+            offset = next(offsets.setdefault((topic, partition), itertools.count()))
+        return InboundRecord(topic, partition, offset, 1_700_000_000_000, key, raw, headers)
+
+    return make
+
+
+@pytest.fixture
+def make_work(make_record: Callable[..., InboundRecord]) -> Callable[..., Work]:
+    """A work item as the decode stage leaves it: ``payload`` set, nothing else."""
+
+    def make(payload: dict[str, Any]) -> Work:
+        return Work(record=make_record(payload), received_at=1_700_000_000.0, payload=payload)
+
+    return make
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """Settings with the documented defaults; keyword arguments override the limits.
+
+    Limits are passed explicitly so that a ``LIMITS_*`` variable in the
+    environment cannot change what the tests check.
+    """
+
+    def make(**limits: Any) -> Settings:
+        values: dict[str, Any] = {"max_message_bytes": 256 * 1024, "max_json_depth": 32}
+        values.update(limits)
+        return Settings(
+            kafka=KafkaSettings(),
+            clickhouse=ClickHouseSettings(url=None),
+            redis=RedisSettings(),
+            limits=LimitsSettings(**values),
+            worker=WorkerSettings(),
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipeline]:
+    """The production pipeline (``build_pipeline``) with an in-memory rate limiter.
+
+    The limiter's bucket is large enough that no test is limited unless it asks.
+    """
+
+    def make(
+        registry: OperationRegistry | None = None,
+        *,
+        rate: float = 1_000_000.0,
+        burst: int = 1_000_000,
+        **limits: Any,
+    ) -> Pipeline:
+        return build_pipeline(
+            make_settings(**limits),
+            TOPICS,
+            registry if registry is not None else default_registry(),
+            limiter=MemoryRateLimiter(rate, burst),
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_row() -> Callable[..., RequestRow]:
+    """A ``requests`` row read from ``topic[partition]`` at ``offset``."""
+
+    def make(offset: int, *, topic: str = "requests", partition: int = 0) -> RequestRow:
+        at = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+        return (
+            f"req-{topic}-{partition}-{offset}",
+            "acme",
+            "price.quote",
+            "ok",
+            "",
+            "",
+            at,
+            at,
+            at,
+            1.5,
+            "bypass",
+            topic,
+            partition,
+            offset,
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_slice(make_row: Callable[..., RequestRow]) -> Callable[..., PartitionRows]:
+    """The rows of one topic-partition at ``offsets``, as the responder groups them."""
+
+    def make(
+        offsets: range | list[int], *, topic: str = "requests", partition: int = 0
+    ) -> PartitionRows:
+        part = PartitionRows(topic, partition)
+        for offset in offsets:
+            part.add(make_row(offset, topic=topic, partition=partition), offset)
+        return part
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB directory of the unit session (see the module docstring)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def chdb_settings(chdb_dir: Path) -> Callable[[], ClickHouseSettings]:
+    """Embedded chDB settings on the session directory, each with a database of its own."""
+
+    def make() -> ClickHouseSettings:
+        return ClickHouseSettings(url=None, path=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}")
+
+    return make
+
+
+@pytest.fixture
+def open_chdb() -> Iterator[Callable[[ClickHouseSettings], Any]]:
+    """Opens clickhouse-connect clients on chDB and closes all of them after the test."""
+    clients: list[Any] = []
+
+    def make(settings: ClickHouseSettings) -> Any:
+        client = connect(settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

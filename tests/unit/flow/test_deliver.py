@@ -1,0 +1,205 @@
+"""The batch handler: the sample workload end to end on the in-memory sink and publisher."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from worker.contracts import ResponseEnvelope
+from worker.errors import DatabaseError, PublishError, WorkerError
+from worker.flow.deliver import BatchHandler
+from worker.flow.output import REQUEST_COLUMNS, OutboundMessage, PartitionRows
+from worker.flow.pipeline import Pipeline
+from worker.flow.records import InboundRecord
+from worker.loadgen import SampleRequest, workload
+from worker.publish.memory import MemoryPublisher
+from worker.sinks.memory import MemorySink
+
+MakeEnvelope = Callable[..., dict[str, Any]]
+MakeRecord = Callable[..., InboundRecord]
+MakePipeline = Callable[..., Pipeline]
+PARTITIONS = 4
+
+
+def as_records(samples: Sequence[SampleRequest], make_record: MakeRecord) -> list[InboundRecord]:
+    """The samples as consumed from a four-partition topic, keyed like the producer keys them."""
+    return [
+        make_record(sample.value, partition=i % PARTITIONS, key=sample.key)
+        for i, sample in enumerate(samples)
+    ]
+
+
+class SinkThatChecksPublishOrder(MemorySink):
+    """A memory sink that fails its first write and notes what was published before each write."""
+
+    def __init__(self, publisher: MemoryPublisher, failures: int = 0) -> None:
+        super().__init__()
+        self._publisher = publisher
+        self._failures = failures
+        self.published_before_write: list[int] = []
+
+    async def write(self, slices: Sequence[PartitionRows]) -> None:
+        self.published_before_write.append(sum(map(len, self._publisher.topics.values())))
+        if self._failures:
+            self._failures -= 1
+            raise DatabaseError("ClickHouse is away")
+        await super().write(slices)
+
+
+@pytest.mark.asyncio
+async def test_the_sample_workload_gets_every_expected_outcome(
+    make_pipeline: MakePipeline, make_record: MakeRecord
+) -> None:
+    samples = workload(valid=200, invalid=45)
+    records = as_records(samples, make_record)
+    sink, publisher = MemorySink(), MemoryPublisher()
+
+    output = await BatchHandler(make_pipeline(), sink, publisher).handle(records)
+
+    responses = publisher.topics["responses"]
+    assert len(responses) == len(samples)
+    by_key = {message.key: message for message in responses}
+    assert len(by_key) == len(samples), "one response per request id"
+    for sample in samples:
+        message = by_key[sample.key]
+        response = ResponseEnvelope.model_validate(orjson.loads(message.value))
+        code = None if response.error is None else response.error.code
+        assert (response.request_id, response.status, code) == (
+            sample.request_id,
+            sample.status,
+            sample.code,
+        ), sample
+
+    dead = publisher.topics["dead"]
+    expected_dead = [sample for sample in samples if sample.dead_letter]
+    assert Counter(letter.key for letter in dead) == Counter(s.key for s in expected_dead)
+    values = {sample.key: sample.value for sample in samples}
+    codes = {sample.key: sample.code for sample in samples}
+    for letter in dead:
+        assert letter.value == values[letter.key]
+        assert dict(letter.headers)["dlq-reason"].decode() == codes[letter.key]
+    assert set(publisher.topics) == {"responses", "dead"}
+
+    assert len(sink.rows) == len(samples)
+    status = REQUEST_COLUMNS.index("status")
+    error_code = REQUEST_COLUMNS.index("error_code")
+    assert Counter((row[status], row[error_code]) for row in sink.rows) == Counter(
+        (sample.status, sample.code or "") for sample in samples
+    )
+    assert [part.partition for part in output.rows] == list(range(PARTITIONS))
+    assert output.messages == [*responses, *dead]
+
+
+def test_the_workload_covers_every_kind_of_reject() -> None:
+    codes = Counter(sample.code for sample in workload(valid=200, invalid=45))
+    assert codes == {
+        None: 200,
+        "invalid_payload": 15,
+        "payload_too_deep": 5,
+        "validation_failed": 15,
+        "unknown_operation": 5,
+        "not_found": 5,
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_redelivered_batch_stores_no_row_twice(
+    make_pipeline: MakePipeline, make_record: MakeRecord
+) -> None:
+    records = as_records(workload(valid=20, invalid=9), make_record)
+    sink, publisher = MemorySink(), MemoryPublisher()
+    handler = BatchHandler(make_pipeline(), sink, publisher)
+
+    await handler.handle(records)
+    await handler.handle(records)  # not acknowledged in time: consumed again
+
+    assert len(sink.rows) == len(records)
+    # Responses are published again; consumers deduplicate on request id.
+    assert len(publisher.topics["responses"]) == 2 * len(records)
+
+
+@pytest.mark.asyncio
+async def test_rows_are_stored_before_anything_is_published(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    publisher = MemoryPublisher()
+    sink = SinkThatChecksPublishOrder(publisher)
+    records = [make_record(make_envelope()), make_record(b"{bad")]
+    await BatchHandler(make_pipeline(), sink, publisher).handle(records)
+    assert sink.published_before_write == [0]
+    assert len(sink.rows) == 2
+    assert len(publisher.topics["responses"]) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_failing_sink_holds_the_publish_back_and_the_batch_is_run_again(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    publisher = MemoryPublisher()
+    sink = SinkThatChecksPublishOrder(publisher, failures=1)
+    handler = BatchHandler(make_pipeline(), sink, publisher, backoff_max_s=0.01)
+    records = [make_record(make_envelope()), make_record(make_envelope())]
+
+    await handler.handle(records)
+
+    assert handler.retries == 1
+    assert sink.published_before_write == [0, 0]
+    assert len(sink.rows) == 2
+    assert len(publisher.topics["responses"]) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_non_retriable_worker_error_is_raised_without_publishing(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    class BrokenSink(MemorySink):
+        async def write(self, slices: Sequence[PartitionRows]) -> None:
+            raise WorkerError("a bug, not an outage")
+
+    publisher = MemoryPublisher()
+    handler = BatchHandler(make_pipeline(), BrokenSink(), publisher)
+    with pytest.raises(WorkerError, match="a bug"):
+        await handler.handle([make_record(make_envelope())])
+    assert handler.retries == 0
+    assert dict(publisher.topics) == {}
+
+
+class PublisherThatFailsOnce(MemoryPublisher):
+    """A broker that refuses the first publish, as during a leader election."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise PublishError("not leader for partition")
+        await super().publish(messages)
+
+
+@pytest.mark.asyncio
+async def test_after_a_publish_retry_each_response_matches_its_stored_row(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    # The tenant's bucket holds exactly this batch: the first run serves both requests.
+    pipeline = make_pipeline(rate=0.001, burst=2)
+    sink, publisher = MemorySink(), PublisherThatFailsOnce()
+    handler = BatchHandler(pipeline, sink, publisher, backoff_max_s=0.01)
+    records = [make_record(make_envelope()), make_record(make_envelope())]
+
+    await handler.handle(records)
+
+    assert handler.retries == 1
+    request_id, status = REQUEST_COLUMNS.index("request_id"), REQUEST_COLUMNS.index("status")
+    stored = {row[request_id]: row[status] for row in sink.rows}
+    answered = {
+        body["request_id"]: body["status"]
+        for body in (orjson.loads(m.value) for m in publisher.topics["responses"])
+    }
+    assert stored == {"req-00001": "ok", "req-00002": "ok"}
+    assert answered == stored, "the published answers contradict the stored rows"

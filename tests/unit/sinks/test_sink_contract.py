@@ -1,0 +1,289 @@
+"""The row sink contract, checked against the in-memory sink and ClickHouse on embedded chDB.
+
+Both must store a slice once however often it is written, and skip the rows of
+a redelivered batch that are at or below what a partition already holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from worker.clickhouse.client import connect
+from worker.flow.output import REQUEST_COLUMNS, PartitionRows, RequestRow
+from worker.settings import ClickHouseSettings
+from worker.sinks.base import RowSink
+from worker.sinks.clickhouse import ClickHouseSink
+from worker.sinks.memory import MemorySink
+
+MakeSlice = Callable[..., PartitionRows]
+MakeRow = Callable[..., RequestRow]
+
+
+async def clickhouse_rows(sink: ClickHouseSink, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the sink's own client, on the sink's own thread.
+
+    Test-only use of private attributes: the sink keeps its chDB client private
+    and calls it from one dedicated thread; asking through the same client and
+    thread reads exactly what the sink wrote without opening a second connection.
+    """
+    return await sink._call(lambda: sink._client.query(sql).result_rows)
+
+
+@dataclass
+class SinkUnderTest:
+    """A started sink and the ways to look at what it stored."""
+
+    sink: RowSink
+    #: How many rows the sink's storage holds.
+    count: Callable[[], Awaitable[int]]
+    #: Every stored (topic, partition, offset), sorted, duplicates included.
+    stored: Callable[[], Awaitable[list[tuple[str, int, int]]]]
+    #: Makes the sink forget (without re-reading) the positions it holds for a topic,
+    #: as a sink that missed a write would: only the deduplication token is left.
+    lose_positions: Callable[[str], None]
+
+
+def memory_sink() -> SinkUnderTest:
+    sink = MemorySink()
+    topic, partition, offset = (
+        REQUEST_COLUMNS.index(c) for c in ("source_topic", "source_partition", "source_offset")
+    )
+
+    async def count() -> int:
+        return len(sink.rows)
+
+    async def stored() -> list[tuple[str, int, int]]:
+        return sorted((row[topic], row[partition], row[offset]) for row in sink.rows)
+
+    def lose_positions(name: str) -> None:
+        sink.high_water = {key: mark for key, mark in sink.high_water.items() if key[0] != name}
+
+    return SinkUnderTest(sink, count, stored, lose_positions)
+
+
+def clickhouse_sink(settings: ClickHouseSettings) -> SinkUnderTest:
+    sink = ClickHouseSink(lambda: connect(settings), settings.database)
+
+    async def count() -> int:
+        rows = await clickhouse_rows(sink, f"SELECT count() FROM {settings.database}.requests")  # noqa: S608
+        return int(rows[0][0])
+
+    async def stored() -> list[tuple[str, int, int]]:
+        rows = await clickhouse_rows(
+            sink,
+            "SELECT source_topic, source_partition, source_offset "  # noqa: S608 - test database name
+            f"FROM {settings.database}.requests ORDER BY 1, 2, 3",
+        )
+        return [(str(t), int(p), int(o)) for t, p, o in rows]
+
+    def lose_positions(name: str) -> None:
+        # Test-only reach into the sink's position cache: an empty cached mark for the
+        # topic means the next write neither skips nor reads the table.
+        sink._high_water[name] = {}
+
+    return SinkUnderTest(sink, count, stored, lose_positions)
+
+
+@pytest_asyncio.fixture(params=["memory", "clickhouse"])
+async def new_sink(
+    request: pytest.FixtureRequest, chdb_settings: Callable[[], ClickHouseSettings]
+) -> AsyncIterator[Callable[[], Awaitable[SinkUnderTest]]]:
+    """A factory of started sinks of one implementation; all are closed after the test."""
+    made: list[SinkUnderTest] = []
+
+    async def make() -> SinkUnderTest:
+        under_test = (
+            memory_sink() if request.param == "memory" else clickhouse_sink(chdb_settings())
+        )
+        await under_test.sink.start()
+        made.append(under_test)
+        return under_test
+
+    yield make
+    for under_test in made:
+        await under_test.sink.close()
+
+
+NewSink = Callable[[], Awaitable[SinkUnderTest]]
+
+
+def positions(
+    offsets: range | list[int], topic: str = "requests", partition: int = 0
+) -> list[tuple[str, int, int]]:
+    return [(topic, partition, offset) for offset in offsets]
+
+
+@pytest.mark.asyncio
+async def test_a_written_slice_is_stored(new_sink: NewSink, make_slice: MakeSlice) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(5))])
+    assert await under_test.stored() == positions(range(5))
+
+
+@pytest.mark.asyncio
+async def test_writing_nothing_stores_nothing(new_sink: NewSink) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([])
+    assert await under_test.count() == 0
+
+
+@pytest.mark.asyncio
+async def test_the_same_slice_written_twice_is_stored_once(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(5))])
+    await under_test.sink.write([make_slice(range(5))])
+    assert await under_test.count() == 5
+    assert await under_test.stored() == positions(range(5))
+
+
+@pytest.mark.asyncio
+async def test_the_same_slice_is_stored_once_even_when_positions_are_lost(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(5))])
+    under_test.lose_positions("requests")
+    await under_test.sink.write([make_slice(range(5))])  # only the token can tell
+    assert await under_test.count() == 5
+    assert await under_test.stored() == positions(range(5))
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_with_other_boundaries_stores_only_the_new_offsets(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(5))])
+    await under_test.sink.write([make_slice(range(3, 10))])
+    assert await under_test.stored() == positions(range(10))
+
+
+@pytest.mark.asyncio
+async def test_a_redelivered_slice_inside_what_is_stored_is_skipped(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(10))])
+    await under_test.sink.write([make_slice(range(2, 6))])
+    await under_test.sink.write([make_slice([9])])
+    assert await under_test.stored() == positions(range(10))
+
+
+@pytest.mark.asyncio
+async def test_forgetting_positions_still_skips_what_is_stored(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(5))])
+    under_test.sink.forget_positions()  # partitions were reassigned
+    await under_test.sink.write([make_slice(range(2, 8))])
+    assert await under_test.stored() == positions(range(8))
+
+
+@pytest.mark.asyncio
+async def test_partitions_and_topics_keep_their_own_positions(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(100, 105))])
+    await under_test.sink.write(
+        [
+            make_slice(range(3), partition=1),
+            make_slice(range(3), topic="other"),
+            make_slice(range(98, 106)),
+        ]
+    )
+    # 98 and 99 are below the partition's high-water mark (104): a redelivery, skipped.
+    assert await under_test.stored() == sorted(
+        [
+            *positions(range(100, 106)),
+            *positions(range(3), partition=1),
+            *positions(range(3), topic="other"),
+        ]
+    )
+
+
+@pytest.mark.asyncio
+async def test_offsets_need_not_be_contiguous(new_sink: NewSink, make_slice: MakeSlice) -> None:
+    # Compacted topics and transaction markers leave gaps in the offsets.
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice([0, 2, 7])])
+    await under_test.sink.write([make_slice([2, 7, 8, 11])])
+    assert await under_test.stored() == positions([0, 2, 7, 8, 11])
+
+
+@pytest.mark.asyncio
+async def test_memory_sink_counts_token_duplicates(make_slice: MakeSlice) -> None:
+    under_test = memory_sink()
+    sink = under_test.sink
+    assert isinstance(sink, MemorySink)
+    await sink.write([make_slice(range(3))])
+    under_test.lose_positions("requests")
+    await sink.write([make_slice(range(3))])
+    assert sink.deduplicated == 1
+    assert len(sink.rows) == 3
+
+
+class TestClickHouseSink:
+    @pytest.mark.asyncio
+    async def test_a_restarted_sink_reads_the_stored_positions(
+        self, chdb_settings: Callable[[], ClickHouseSettings], make_slice: MakeSlice
+    ) -> None:
+        settings = chdb_settings()
+        first = clickhouse_sink(settings)
+        await first.sink.start()
+        try:
+            await first.sink.write([make_slice(range(5)), make_slice(range(2), partition=3)])
+        finally:
+            await first.sink.close()
+
+        second = clickhouse_sink(settings)
+        await second.sink.start()
+        try:
+            await second.sink.write([make_slice(range(6)), make_slice(range(3), partition=3)])
+            assert await second.stored() == sorted(
+                [*positions(range(6)), *positions(range(3), partition=3)]
+            )
+            sink = second.sink
+            assert isinstance(sink, ClickHouseSink)
+            assert sink.inserts == 2
+        finally:
+            await second.sink.close()
+
+    @pytest.mark.asyncio
+    async def test_every_column_round_trips(
+        self,
+        chdb_settings: Callable[[], ClickHouseSettings],
+        make_row: MakeRow,
+    ) -> None:
+        settings = chdb_settings()
+        under_test = clickhouse_sink(settings)
+        sink = under_test.sink
+        assert isinstance(sink, ClickHouseSink)
+        await sink.start()
+        try:
+            row = make_row(42, topic="in", partition=2)
+            part = PartitionRows("in", 2)
+            part.add(row, 42)
+            await sink.write([part])
+            (stored,) = await clickhouse_rows(
+                sink,
+                f"SELECT {', '.join(REQUEST_COLUMNS)} FROM {settings.database}.requests",  # noqa: S608
+            )
+        finally:
+            await sink.close()
+        normalized = tuple(
+            value.replace(tzinfo=UTC)
+            if hasattr(value, "tzinfo") and value.tzinfo is None
+            else value
+            for value in stored
+        )
+        assert normalized == row
