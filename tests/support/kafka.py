@@ -1,0 +1,97 @@
+"""Producing to and reading from the real broker in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from worker.loadgen import SampleRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def produce(bootstrap: str, topic: str, requests: Sequence[SampleRequest]) -> None:
+    """Publish ``requests`` and wait for every acknowledgement."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, r.value, key=r.key) for r in requests]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def read_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    until: Callable[[list[Received]], bool],
+    timeout_s: float,
+    settle_s: float = 0.0,
+    alive: Callable[[], bool] = lambda: True,
+) -> list[Received]:
+    """Read ``topics`` from the beginning until ``until(records)`` holds or time runs out.
+
+    ``settle_s`` keeps reading that long after the condition first holds, so that
+    a test can also assert that nothing more arrives.
+    """
+
+    async def run() -> list[Received]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            partitions = []
+            for topic in topics:
+                found = consumer.partitions_for_topic(topic)
+                if not found:
+                    await consumer._client.force_metadata_update()
+                    found = consumer.partitions_for_topic(topic) or set()
+                partitions.extend(TopicPartition(topic, p) for p in found)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            seen: list[Received] = []
+            deadline = time.monotonic() + timeout_s
+            settle_until: float | None = None
+            while time.monotonic() < deadline:
+                if settle_until is None and until(seen):
+                    settle_until = time.monotonic() + settle_s
+                if settle_until is not None and time.monotonic() >= settle_until:
+                    break
+                if not alive():
+                    raise AssertionError("the worker process exited while the test waited")
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    seen.extend(
+                        Received(
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.key,
+                            r.value,
+                            {k: bytes(v) for k, v in r.headers},
+                        )
+                        for r in records
+                    )
+            return seen
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
