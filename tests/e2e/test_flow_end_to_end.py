@@ -11,7 +11,7 @@ import pytest
 from tests.support.kafka import Received, produce, read_topics
 from tests.support.worker import WorkerStack
 from worker.contracts import ResponseEnvelope
-from worker.loadgen import workload
+from worker.loadgen import SampleRequest, workload
 
 pytestmark = pytest.mark.e2e
 
@@ -125,3 +125,51 @@ def test_restart_on_the_same_data_continues_without_losing_or_duplicating(
     assert want <= {r.key for r in received}, "every request answered at least once"
     [totals] = stack.query("SELECT count() AS rows, uniqExact(request_id) AS ids FROM requests")
     assert totals == {"rows": len(want), "ids": len(want)}, "one row per request, no duplicates"
+
+
+def test_a_tenant_over_its_rate_is_answered_rate_limited_with_retry_after(
+    worker_stack: Callable[..., WorkerStack],
+) -> None:
+    # A bucket of 40 that practically never refills: exactly 40 requests pass.
+    stack = worker_stack(LIMITS_RATE_BURST="40", LIMITS_RATE_PER_SECOND="0.001")
+    topics = stack.topics
+    samples = [
+        SampleRequest(
+            f"rl-{i}".encode(),
+            orjson.dumps(
+                {
+                    "request_id": f"rl-{i}",
+                    "tenant": "greedy" if i < 100 else "modest",
+                    "operation": "text.stats",
+                    "params": {"text": "a b c"},
+                    "created_at": "2026-01-01T00:00:00Z",
+                }
+            ),
+            f"rl-{i}",
+            "ok",
+            None,
+            False,
+        )
+        for i in range(110)
+    ]
+    produce(stack.bootstrap, topics.requests, samples)
+    stack.start()
+    received = read_topics(
+        stack.bootstrap,
+        [topics.responses],
+        until=lambda seen: len(seen) >= len(samples),
+        timeout_s=120,
+        settle_s=1,
+        alive=stack.alive,
+    )
+    assert stack.stop() == 0, stack.logs()
+
+    bodies = [ResponseEnvelope.model_validate(orjson.loads(r.value)) for r in received]
+    assert len(bodies) == len(samples)
+    greedy = [b for b in bodies if b.meta.tenant == "greedy"]
+    modest = [b for b in bodies if b.meta.tenant == "modest"]
+    assert Counter(b.status for b in greedy) == {"ok": 40, "error": 60}
+    limited = [b.error for b in greedy if b.error is not None]
+    assert {e.code for e in limited} == {"rate_limited"}
+    assert all(e.details["retry_after_ms"] > 0 for e in limited)
+    assert all(b.status == "ok" for b in modest), "another tenant's bucket is untouched"
