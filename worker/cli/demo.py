@@ -78,24 +78,29 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     """Start a worker, publish sample requests, and show what reached Kafka and ClickHouse."""
     console = Console(stderr=True)
     run_id = f"demo{uuid.uuid4().hex[:6]}"
+    # Fresh topics and consumer group per run; the worker's own logs only when they matter.
     env = {**os.environ, "KAFKA_TOPIC_PREFIX": f"{run_id}.", "WORKER_APP_ID": run_id}
+    env.setdefault("WORKER_LOG_LEVEL", "warning")
     os.environ.update(env)
     settings = load_settings()
     topology = load_topology(settings.worker.topics_file)
     topics = TopicNames.resolve(settings, topology)
     asyncio.run(create_topics(settings.kafka, topology))
-    console.print(f"topics {topics.requests} -> {topics.responses}, {topics.dead_letters}")
-    proc = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env)
+    console.print(f"topics: {topics.requests} -> {topics.responses} + {topics.dead_letters}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "run"], env=env, stdout=subprocess.DEVNULL
+    )
+    requests = workload(valid, invalid, run_id=run_id)
+    want = len(requests) + sum(r.dead_letter for r in requests)
     try:
-        requests = workload(valid, invalid, run_id=run_id)
         asyncio.run(produce(settings, topics.requests, requests))
-        console.print(f"published {len(requests)} requests ({valid} valid, {invalid} invalid)")
+        console.print(f"published {len(requests)} requests ({valid} valid, {invalid} broken)")
         with Progress(console=console) as progress:
-            responses = asyncio.run(
+            received = asyncio.run(
                 collect(
                     settings,
-                    [topics.responses],
-                    want=len(requests),
+                    [topics.responses, topics.dead_letters],
+                    want=want,
                     timeout_s=timeout_s,
                     progress=progress,
                     alive=lambda: proc.poll() is None,
@@ -104,14 +109,35 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+    responses = [value for topic, _, value in received if topic == topics.responses]
+    dead_letters = len(received) - len(responses)
+    _show_responses(console, topics, responses, dead_letters)
+    _show_rows(console, settings, topics)
+    if len(received) < want:
+        console.print(f"[red]only {len(received)} of {want} messages arrived[/red]")
+        sys.exit(1)
+
+
+def _show_responses(
+    console: Console, topics: TopicNames, responses: list[bytes], dead_letters: int
+) -> None:
     statuses: Counter[tuple[str, str]] = Counter()
-    for _, _, value in responses:
+    examples: dict[str, bytes] = {}
+    for value in responses:
         body = orjson.loads(value)
         statuses[(body["status"], (body["error"] or {}).get("code", ""))] += 1
-    table = Table("status", "code", "responses", title=f"{topics.responses}")
+        examples.setdefault(body["status"], value)
+    table = Table("status", "code", "responses", title=topics.responses)
     for (status, code), count in sorted(statuses.items()):
         table.add_row(status, code, str(count))
     console.print(table)
+    console.print(f"{topics.dead_letters}: {dead_letters} dead letters (original bytes + reason)")
+    for status, value in sorted(examples.items(), reverse=True):
+        console.print(f"an {status!r} response:")
+        console.print_json(value.decode())
+
+
+def _show_rows(console: Console, settings: Settings, topics: TopicNames) -> None:
     client = connect(settings.clickhouse)
     try:
         requests_table = f"{settings.clickhouse.database}.requests"  # a validated identifier
@@ -129,6 +155,3 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     for status, code, count in result.result_rows:
         rows.add_row(status, code, str(count))
     console.print(rows)
-    if len(responses) < len(requests):
-        console.print(f"[red]only {len(responses)} of {len(requests)} responses arrived[/red]")
-        sys.exit(1)
