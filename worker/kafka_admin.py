@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -10,6 +11,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from worker.errors import ConfigurationError
 from worker.settings import KafkaSettings
 from worker.topology import Topology
+
+_SETTLE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,11 @@ async def create_topics(settings: KafkaSettings, topology: Topology) -> list[Top
         if new:
             await admin.create_topics(new, timeout_ms=30000)
         after = await _check(admin, settings, topology)
+        # Metadata of new topics reaches every broker a moment after creation.
+        deadline = asyncio.get_running_loop().time() + _SETTLE_S
+        while not all(r.ok for r in after) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            after = await _check(admin, settings, topology)
     finally:
         await admin.close()
     return [
