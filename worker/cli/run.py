@@ -35,8 +35,9 @@ def run() -> None:
         f"rows to {settings.clickhouse.describe()}",
         err=True,
     )
-    Worker(
-        worker_app.faust,
-        loglevel=settings.worker.log_level,
-        quiet=True,
-    ).execute_from_commandline()
+    worker = Worker(worker_app.faust, loglevel=settings.worker.log_level, quiet=True)
+    # Faust's terminal spinner, enabled at WARNING and above, sets the root logger to
+    # DEBUG so that it can spin on every record: every library then formats a debug
+    # record per message sent. A worker has no terminal to spin on.
+    worker.spinner = None
+    worker.execute_from_commandline()
