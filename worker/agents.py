@@ -13,9 +13,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def to_record(event: Any) -> InboundRecord:
-    """A Faust event as the pipeline's raw record."""
-    message = event.message
+def to_record(message: Any) -> InboundRecord:
+    """A Faust consumer message as the pipeline's raw record."""
     headers = message.headers or ()
     if isinstance(headers, dict):
         headers = headers.items()
@@ -31,28 +30,37 @@ def to_record(event: Any) -> InboundRecord:
 
 
 def register_agents(worker: WorkerApp) -> None:
-    """Declare the requests agent on ``worker.faust``."""
+    """Subscribe to the requests topic and run the batch loop while the app runs."""
     app = worker.faust
-    settings = worker.settings.worker
-    requests_topic = app.topic(
-        worker.topics.requests,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
+    feed = app.batch_feed
+    batch_max = worker.settings.worker.batch_max
+    # Registering the topic with the conductor subscribes the consumer to it; its
+    # messages then reach the batch feed, not a stream (see worker.intake).
+    app.topics.add(
+        app.topic(
+            worker.topics.requests,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            allow_empty=True,
+        )
     )
     handler = worker.handler
 
-    async def requests_agent(stream: Any) -> None:
-        # noack_take hands over whole batches and leaves acknowledging to us:
-        # take() would ack in a `finally`, even for a batch whose rows never landed.
-        async for events in stream.noack_take(settings.batch_max, within=settings.batch_linger_s):
-            await handler.handle([to_record(event) for event in events])
-            for event in events:
-                await stream.ack(event)
+    async def requests_loop() -> None:
+        ack = app.consumer.ack
+        while True:
+            messages = await feed.get()
+            # Fetches that queued up meanwhile join the batch, up to its size.
+            while feed.qsize() and len(messages) < batch_max:
+                messages.extend(feed.queue.get_nowait())
+            await handler.handle([to_record(message) for message in messages])
+            # Only now, with rows stored and responses confirmed, may Faust commit.
+            for message in messages:
+                ack(message)
 
-    app.agent(requests_topic, name="requests", concurrency=1)(requests_agent)
+    app.task(requests_loop)
 
     @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
     async def _positions_moved(sender: Any, assigned: Any, **kwargs: Any) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import faust
-
 from worker.agents import register_agents
 from worker.clickhouse.client import connect
 from worker.flow.decode import DecodeStage
@@ -16,6 +14,7 @@ from worker.flow.process import ProcessStage
 from worker.flow.ratelimit import RateLimitStage
 from worker.flow.respond import Responder
 from worker.flow.validate import ValidateStage
+from worker.intake import BatchApp, BatchFeed
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
@@ -84,8 +83,9 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     data_dir = settings.worker.data_dir
     # Faust creates only the last level of its datadir.
     data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = BatchApp(
         settings.worker.app_id,
+        batch_feed=BatchFeed([topics.requests]),
         broker=settings.kafka.broker_url,
         datadir=str(data_dir / "faust"),
         # Result tables come with the cache layer; nothing is stored in Faust tables yet.
