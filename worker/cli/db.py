@@ -73,7 +73,7 @@ def query(sql: str, fmt: str) -> None:
     try:
         result = client.query(sql, settings={"readonly": 1})
     except DatabaseError as exc:
-        raise click.ClickException(f"{exc} (query ran on {source})") from exc
+        raise click.ClickException(f"{exc} (on {source})") from exc
     finally:
         client.close()
     print_result(list(result.column_names), list(result.result_rows), fmt)

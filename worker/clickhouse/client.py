@@ -6,12 +6,15 @@ import logging
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DatabaseError as ClickHouseDatabaseError
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from worker.clickhouse.endpoint.discovery import EndpointInfo, endpoint_file, running
 from worker.errors import ConfigurationError, DatabaseError
 from worker.settings import ClickHouseSettings, Settings
 
 log = logging.getLogger(__name__)
+_REQUIRED_PASSWORD, _AUTHENTICATION_FAILED = 194, 516
 
 
 def connect(settings: ClickHouseSettings) -> Any:
@@ -65,6 +68,14 @@ def _endpoint_client(settings: Settings, info: EndpointInfo) -> Any:
             password=password or "",
             database=info.database,
         )
-    except clickhouse_connect.driver.exceptions.OperationalError as exc:
+    except OperationalError as exc:
         log.info("the worker's endpoint at %s does not answer (%s); opening chDB", info.url, exc)
         return None
+    except ClickHouseDatabaseError as exc:
+        if exc.code in (_AUTHENTICATION_FAILED, _REQUIRED_PASSWORD):
+            raise ConfigurationError(
+                f"the running worker's ClickHouse HTTP endpoint ({info.url}) refused the "
+                "credentials. Operator action: set CLICKHOUSE_HTTP_PASSWORD to the worker's",
+                details={"url": info.url, "user": info.user},
+            ) from exc
+        raise

@@ -28,7 +28,7 @@ from typing import Any
 import chdb
 
 from worker.clickhouse.endpoint.backend import TAG_PREFIX, Result, Statement
-from worker.clickhouse.endpoint.errors import UNKNOWN_FORMAT, ClickHouseError
+from worker.clickhouse.endpoint.errors import QUERY_WAS_CANCELLED, UNKNOWN_FORMAT, ClickHouseError
 from worker.clickhouse.endpoint.statements import inspect
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,12 @@ class ChdbBackend:
         self._path = os.path.realpath(path)
         self._control: Any = None
         self._control_lock = threading.Lock()
+        # Cancellations may arrive before their query reached the engine: remembered
+        # for the queries in progress, checked just before the SQL runs.
+        self._state_lock = threading.Lock()
+        self._active: set[str] = set()
+        self._cancelled: set[str] = set()
+        self._stopping = False
         self._version = ""
         self._timezone = "UTC"
 
@@ -67,12 +73,15 @@ class ChdbBackend:
     def execute(self, statement: Statement) -> Result:
         if statement.default_format.lower() in _PYTHON_FORMATS:
             raise ClickHouseError(UNKNOWN_FORMAT, f"Unknown format {statement.default_format}.")
+        with self._state_lock:
+            self._active.add(statement.tag)
         connection = _connect(self._path)
         try:
             connection.query(set_statement(statement.settings), "TSV")
             shape = inspect(self._render(connection, statement.sql), statement.user)
             if statement.database:
                 connection.query(f"USE {quote_identifier(statement.database)}", "TSV")
+            self._raise_if_cancelled(statement.tag)
             result = connection.query(
                 statement.sql, statement.default_format, params=dict(statement.params)
             )
@@ -87,6 +96,14 @@ class ChdbBackend:
             raise ClickHouseError.parse(str(exc)).for_user(statement.user) from None
         finally:
             connection.close()
+            with self._state_lock:
+                self._active.discard(statement.tag)
+                self._cancelled.discard(statement.tag)
+
+    def _raise_if_cancelled(self, tag: str) -> None:
+        with self._state_lock:
+            if self._stopping or tag in self._cancelled:
+                raise ClickHouseError(QUERY_WAS_CANCELLED, "Query was cancelled.")
 
     @staticmethod
     def _render(connection: Any, sql: str) -> str:
@@ -109,6 +126,11 @@ class ChdbBackend:
             condition = f"startsWith(Settings['log_comment'], {quote_string(TAG_PREFIX)})"
         else:
             condition = f"Settings['log_comment'] = {quote_string(tag)}"
+        with self._state_lock:
+            if tag is None:
+                self._stopping = True
+            elif tag in self._active:
+                self._cancelled.add(tag)
         with self._control_lock:
             if self._control is None:
                 return

@@ -96,11 +96,6 @@ class QueryRunner:
         self._running: set[asyncio.Future[Result]] = set()
         self._closing = False
 
-    @property
-    def running(self) -> int:
-        """Queries executing now."""
-        return len(self._running)
-
     async def run(self, statement: Statement) -> Result:
         if self._closing:
             raise ClickHouseError(ABORTED, "The worker is shutting down.")

@@ -244,3 +244,29 @@ def test_a_heavy_query_does_not_hold_up_the_sinks_inserts(
         thread.join(timeout=30)
     assert running_meanwhile, "the heavy query should still have been running"
     assert run("SELECT count() FROM t").body == b"30\n"
+
+
+def test_a_cancellation_before_the_sql_runs_still_stops_it(
+    run: Callable[..., Result], backend: ChdbBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client may hang up while the session is being prepared, before KILL can see it."""
+    tag = f"{TAG_PREFIX}early"
+    render = ChdbBackend._render
+
+    def render_then_hang_up(connection: Any, sql: str) -> str:
+        backend.cancel(tag)  # nothing to KILL yet: the query has not started
+        return render(connection, sql)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backend, "_render", render_then_hang_up)
+        with pytest.raises(ClickHouseError) as caught:
+            run(HEAVY, tag=tag)
+    assert caught.value.name == "QUERY_WAS_CANCELLED"
+    assert run("SELECT 1", tag=tag).body == b"1\n", "the tag is forgotten afterwards"
+
+
+def test_after_stopping_no_query_runs(run: Callable[..., Result], backend: ChdbBackend) -> None:
+    backend.cancel(None)
+    with pytest.raises(ClickHouseError) as caught:
+        run("SELECT 1")
+    assert caught.value.name == "QUERY_WAS_CANCELLED"

@@ -181,6 +181,18 @@ async def test_a_url_encoded_body_is_the_query_itself(serve: Serve) -> None:
 
 
 @pytest.mark.asyncio
+async def test_settings_in_form_fields_are_judged_like_url_parameters(serve: Serve) -> None:
+    backend = MemoryBackend()
+    client = await serve(backend)
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("query", "SELECT 1")
+    form.add_field("readonly", "0")
+    response = await client.post("/", data=form, headers=AUTH)
+    assert (response.status, response.headers["X-ClickHouse-Exception-Code"]) == (500, "164")
+    assert backend.statements == []
+
+
+@pytest.mark.asyncio
 async def test_external_data_files_are_not_implemented(serve: Serve) -> None:
     client = await serve(MemoryBackend())
     form = aiohttp.FormData()
