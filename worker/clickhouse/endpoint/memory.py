@@ -23,6 +23,27 @@ def echo(statement: Statement) -> Result:
     return Result(body=statement.sql.encode() + b"\n", output_format=statement.default_format)
 
 
+class Gate:
+    """A handler that holds every statement until :meth:`open`, like a long query.
+
+    ``entered`` is set once a statement is inside; tests of waiting for a slot,
+    of hanging up and of shutting down use it to know a query is running.
+    """
+
+    def __init__(self, then: Handler = echo) -> None:
+        self._then = then
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self, statement: Statement) -> Result:
+        self.entered.set()
+        self.opened.wait(timeout=60)
+        return self._then(statement)
+
+    def open(self) -> None:
+        self.opened.set()
+
+
 class MemoryBackend:
     """A :class:`~worker.clickhouse.endpoint.backend.QueryBackend` that calls ``handler``."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import threading
 from base64 import b64encode
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,7 +18,7 @@ from worker.clickhouse.endpoint.auth import Authenticator
 from worker.clickhouse.endpoint.backend import TAG_PREFIX, Result, Statement
 from worker.clickhouse.endpoint.errors import ClickHouseError
 from worker.clickhouse.endpoint.limits import QueryLimits
-from worker.clickhouse.endpoint.memory import MemoryBackend, echo
+from worker.clickhouse.endpoint.memory import Gate, MemoryBackend
 from worker.clickhouse.endpoint.server import EndpointConfig, QueryRunner, content_type, make_app
 
 USER, PASSWORD = "ann", "s3cret"
@@ -335,22 +334,14 @@ async def test_an_unexpected_failure_is_still_a_clickhouse_error(serve: Serve) -
 
 @pytest.mark.asyncio
 async def test_queries_beyond_the_concurrency_bound_wait_then_are_refused(serve: Serve) -> None:
-    release = threading.Event()
-    started = threading.Event()
-
-    def slow(statement: Statement) -> Result:
-        started.set()
-        release.wait(timeout=30)
-        return echo(statement)
-
-    backend = MemoryBackend(slow)
-    client = await serve(backend, max_concurrent=1, queue_timeout_s=0.2)
+    gate = Gate()
+    client = await serve(MemoryBackend(gate), max_concurrent=1, queue_timeout_s=0.2)
     first = asyncio.create_task(client.post("/", data=b"SELECT 1", headers=AUTH))
-    await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+    await asyncio.to_thread(gate.entered.wait, 10)
     second = await client.post("/", data=b"SELECT 2", headers=AUTH)
     assert (second.status, second.headers["X-ClickHouse-Exception-Code"]) == (500, "202")
     assert "Maximum: 1" in await second.text()
-    release.set()
+    gate.open()
     assert (await first).status == 200
     third = await client.post("/", data=b"SELECT 3", headers=AUTH)
     assert third.status == 200
@@ -358,18 +349,11 @@ async def test_queries_beyond_the_concurrency_bound_wait_then_are_refused(serve:
 
 @pytest.mark.asyncio
 async def test_a_query_whose_client_goes_away_is_cancelled(serve: Serve) -> None:
-    release = threading.Event()
-    started = threading.Event()
-
-    def slow(statement: Statement) -> Result:
-        started.set()
-        release.wait(timeout=30)
-        return echo(statement)
-
-    backend = MemoryBackend(slow)
+    gate = Gate()
+    backend = MemoryBackend(gate)
     client = await serve(backend, max_concurrent=1)
     request = asyncio.create_task(client.post("/", data=b"SELECT sleep(3)", headers=AUTH))
-    await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+    await asyncio.to_thread(gate.entered.wait, 10)
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
         await request
@@ -379,7 +363,7 @@ async def test_a_query_whose_client_goes_away_is_cancelled(serve: Serve) -> None
             break
         await asyncio.sleep(0.05)
     assert backend.cancelled == [only(backend).tag]
-    release.set()
+    gate.open()
 
 
 @pytest.mark.parametrize(

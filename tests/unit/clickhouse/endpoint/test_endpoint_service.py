@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 import stat
-import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ import pytest
 import pytest_asyncio
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from worker.clickhouse.endpoint.backend import QueryBackend, Result, Statement
+from worker.clickhouse.endpoint.backend import QueryBackend
 from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
 from worker.clickhouse.endpoint.discovery import endpoint_file, running
-from worker.clickhouse.endpoint.memory import MemoryBackend, echo
+from worker.clickhouse.endpoint.memory import Gate, MemoryBackend
 from worker.clickhouse.endpoint.service import ClickHouseEndpoint
 from worker.errors import ConfigurationError
 from worker.settings import ClickHouseHttpSettings, ClickHouseSettings
@@ -93,20 +92,14 @@ async def test_a_configured_password_is_never_written(start: Start, tmp_path: Pa
 
 @pytest.mark.asyncio
 async def test_stopping_cancels_running_queries(start: Start) -> None:
-    started = threading.Event()
-    release = threading.Event()
+    gate = Gate()
 
-    class Slow(MemoryBackend):
+    class Killable(MemoryBackend):
         def cancel(self, tag: str | None = None) -> None:
             super().cancel(tag)
-            release.set()  # as KILL QUERY ends chDB's query
+            gate.open()  # as KILL QUERY ends chDB's query
 
-    def slow(statement: Statement) -> Result:
-        started.set()
-        release.wait(timeout=30)
-        return echo(statement)
-
-    backend = Slow(slow)
+    backend = Killable(gate)
     endpoint = await start(backend)
     async with aiohttp.ClientSession() as session:
         request = asyncio.create_task(
@@ -116,7 +109,7 @@ async def test_stopping_cancels_running_queries(start: Start) -> None:
                 headers=basic("analyst", endpoint.password),
             )
         )
-        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        await asyncio.to_thread(gate.entered.wait, 10)
         await endpoint.stop()
         assert None in backend.cancelled, "every analyst query was cancelled"
         response = await request
