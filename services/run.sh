@@ -169,6 +169,8 @@ check_prereqs() {
     if ! kafka_libs_fresh && ! command -v mvn >/dev/null 2>&1; then pkgs+=(maven); fi
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
     command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
+    # The analyst endpoint's end-to-end tests drive it with curl, as an analyst would.
+    command -v curl >/dev/null 2>&1 || pkgs+=(curl)
     if ((${#pkgs[@]})); then
         log "prerequisites missing: ${pkgs[*]}"
         apt_install "${pkgs[@]}"

@@ -7,6 +7,8 @@ from typing import Any
 
 from worker.agents import register_agents
 from worker.clickhouse.client import connect
+from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
+from worker.clickhouse.endpoint.service import ClickHouseEndpoint
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
 from worker.flow.pipeline import Pipeline
@@ -74,6 +76,8 @@ class WorkerApp:
     handler: BatchHandler
     sink: ClickHouseSink
     limiter: RedisRateLimiter
+    # The read-only ClickHouse HTTP endpoint; embedded chDB only.
+    endpoint: ClickHouseEndpoint | None = None
 
 
 def build_app(settings: Settings, registry: OperationRegistry | None = None) -> WorkerApp:
@@ -119,6 +123,23 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         sink,
         KafkaPublisher(app.producer),
     )
-    worker_app = WorkerApp(settings, topology, topics, app, handler, sink, limiter)
+    worker_app = WorkerApp(
+        settings, topology, topics, app, handler, sink, limiter, build_endpoint(settings)
+    )
+    if worker_app.endpoint is not None:
+        app.add_dependency(worker_app.endpoint)
     register_agents(worker_app)
     return worker_app
+
+
+def build_endpoint(settings: Settings) -> ClickHouseEndpoint | None:
+    """The analyst endpoint over embedded chDB; none against a ClickHouse server."""
+    if not (settings.clickhouse.embedded and settings.clickhouse_http.enabled):
+        return None
+    return ClickHouseEndpoint(
+        settings.clickhouse_http,
+        ChdbBackend(settings.clickhouse.path),
+        database=settings.clickhouse.database,
+        chdb_path=settings.clickhouse.path,
+        data_dir=settings.worker.data_dir,
+    )

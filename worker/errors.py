@@ -17,7 +17,9 @@ are retried with backoff by the stage that owns the external system.
     │   ├── DatabaseError            database_unavailable
     │   ├── RateLimiterError         rate_limiter_unavailable
     │   └── PublishError             publish_failed
-    └── ConfigurationError           configuration_invalid (start-up only)
+    ├── ConfigurationError           configuration_invalid (start-up only)
+    └── ClickHouseError              clickhouse_error     analyst endpoint only, answered in
+                                                          ClickHouse's format (clickhouse/endpoint)
 
 The ``code`` strings are part of the public contract (responses, ClickHouse
 rows, dead-letter headers) and are listed in ``docs/errors.md``.

@@ -1,18 +1,19 @@
 """Frozen settings, one model per external system.
 
 Every model reads its own environment prefix (``KAFKA_``, ``CLICKHOUSE_``,
-``REDIS_``, ``LIMITS_``, ``WORKER_``). :func:`load_settings` builds them once at
-start-up; everything else receives them as arguments and never reads the
+``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``WORKER_``). :func:`load_settings`
+builds them once at start-up; everything else receives them as arguments and never reads the
 environment itself.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +73,60 @@ class ClickHouseSettings(BaseSettings):
         return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ClickHouseHttpSettings(BaseSettings):
+    """The read-only ClickHouse HTTP endpoint the worker serves over its embedded chDB.
+
+    Only in embedded mode: chDB locks its directory, so while the worker runs this
+    endpoint is how analysts, dashboards and ``worker db query`` reach the data.
+    Every query runs with ``readonly=1`` and within the caps below; a client may
+    lower a cap for its own query, never raise it (see docs/analytics.md).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CLICKHOUSE_HTTP_", frozen=True, extra="ignore")
+
+    enabled: bool = Field(default=True, description="Serve the endpoint in embedded mode.")
+    host: str = Field(default="127.0.0.1", description="Listen address; loopback by default.")
+    port: int = Field(default=8124, ge=0, le=65535, description="0 picks a free port.")
+    user: str = Field(default="analyst", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    password: SecretStr | None = Field(
+        default=None,
+        description="Unset: a random password per run, written to the endpoint file (0600).",
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Accept requests without credentials; only allowed on a loopback host.",
+    )
+    max_concurrent_queries: int = Field(default=2, ge=1, le=64)
+    queue_timeout_s: float = Field(
+        default=10.0, ge=0, description="How long a query waits for a free slot."
+    )
+    max_execution_time: float = Field(default=30.0, gt=0, description="Seconds per query.")
+    max_memory_usage: int = Field(default=1 << 30, gt=0, description="Bytes per query.")
+    max_result_rows: int = Field(default=1_000_000, gt=0)
+    max_result_bytes: int = Field(default=128 << 20, gt=0)
+    max_threads: int = Field(default=1, gt=0, le=256, description="Threads per query.")
+    max_query_size: int = Field(default=256 << 10, gt=0, description="Bytes of SQL per request.")
+
+    @model_validator(mode="after")
+    def _anonymous_only_on_loopback(self) -> Self:
+        if self.allow_anonymous and not is_loopback(self.host):
+            raise ValueError(
+                "CLICKHOUSE_HTTP_ALLOW_ANONYMOUS is only allowed with a loopback "
+                f"CLICKHOUSE_HTTP_HOST (got {self.host!r})"
+            )
+        return self
+
+
 class RedisSettings(BaseSettings):
     """The Redis server used by the API layer."""
 
@@ -123,7 +178,7 @@ class WorkerSettings(BaseSettings):
 class Settings:
     """The settings of every external system, built once."""
 
-    __slots__ = ("clickhouse", "kafka", "limits", "redis", "worker")
+    __slots__ = ("clickhouse", "clickhouse_http", "kafka", "limits", "redis", "worker")
 
     def __init__(
         self,
@@ -133,9 +188,13 @@ class Settings:
         redis: RedisSettings,
         limits: LimitsSettings,
         worker: WorkerSettings,
+        clickhouse_http: ClickHouseHttpSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.clickhouse = clickhouse
+        # Omitted (tests, tools that serve no analysts): the documented defaults,
+        # without reading the environment.
+        self.clickhouse_http = clickhouse_http or ClickHouseHttpSettings.model_construct()
         self.redis = redis
         self.limits = limits
         self.worker = worker
@@ -149,4 +208,5 @@ def load_settings() -> Settings:
         redis=RedisSettings(),
         limits=LimitsSettings(),
         worker=WorkerSettings(),
+        clickhouse_http=ClickHouseHttpSettings(),
     )

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from worker.app import TopicNames
+from worker.clickhouse.endpoint.discovery import EndpointInfo, endpoint_file, running
 from worker.kafka_admin import create_topics
 from worker.settings import KafkaSettings
 from worker.topology import load_topology
@@ -42,6 +45,7 @@ class WorkerStack:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     web_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
     _log: BinaryIO | None = None
 
     @property
@@ -57,6 +61,7 @@ class WorkerStack:
             "WORKER_DATA_DIR": str(self.root / "data"),
             "WORKER_TOPICS_FILE": str(REPO / "topics" / "topics.toml"),
             "WORKER_WEB_PORT": str(self.web_port),
+            "CLICKHOUSE_HTTP_PORT": str(self.http_port),
             "WORKER_LOG_LEVEL": "info",
             **self.extra_env,
         }
@@ -118,9 +123,26 @@ class WorkerStack:
             path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("*.log"))
         )
 
+    def endpoint(self, timeout_s: float = 120.0) -> EndpointInfo:
+        """The running worker's ClickHouse HTTP endpoint, once it answers ``/ping``."""
+        path = endpoint_file(self.root / "data")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.alive(), f"the worker exited:\n{self.logs()}"
+            info = running(path, self.root / "chdb")
+            if info is not None:
+                try:
+                    with urllib.request.urlopen(f"{info.url}/ping", timeout=5) as answer:  # noqa: S310
+                        if answer.read() == b"Ok.\n":
+                            return info
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        raise AssertionError(f"no ClickHouse HTTP endpoint within {timeout_s}s:\n{self.logs()}")
+
     def query(self, sql: str) -> list[dict[str, Any]]:
-        """Run read-only SQL through ``worker db query`` (chDB is one process at a time)."""
-        assert not self.alive(), "stop the worker before opening its chDB directory"
+        """Run read-only SQL through ``worker db query``: the endpoint while the worker runs,
+        chDB itself once it stopped."""
         done = subprocess.run(
             [sys.executable, "-m", "worker", "db", "query", sql, "--format", "json"],
             env=self.env,

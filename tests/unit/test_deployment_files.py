@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings
 
 from worker.cli.main import cli
 from worker.settings import (
+    ClickHouseHttpSettings,
     ClickHouseSettings,
     KafkaSettings,
     LimitsSettings,
@@ -45,6 +46,7 @@ TOPICS_FILE = ROOT / "topics" / "topics.toml"
 SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
     ClickHouseSettings,
+    ClickHouseHttpSettings,
     RedisSettings,
     LimitsSettings,
     WorkerSettings,
@@ -118,10 +120,14 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
 
 
 def settings_model(name: str) -> type[BaseSettings] | None:
-    """The settings model whose environment prefix ``name`` carries, if any."""
-    for prefix, model in PREFIXES.items():
+    """The settings model whose environment prefix ``name`` carries, if any.
+
+    The longest matching prefix wins: ``CLICKHOUSE_HTTP_PORT`` belongs to the
+    endpoint's model, not to ``CLICKHOUSE_``'s.
+    """
+    for prefix in sorted(PREFIXES, key=len, reverse=True):
         if name.upper().startswith(prefix):
-            return model
+            return PREFIXES[prefix]
     return None
 
 
@@ -306,6 +312,14 @@ def test_unknown_settings_names_renamed_fields() -> None:
     assert unknown_settings(env) == [
         "WORKER_WEB_HOSTNAME (no field 'web_hostname' in WorkerSettings)"
     ]
+    endpoint = {
+        "CLICKHOUSE_HTTP_PORT": "8124",
+        "CLICKHOUSE_HTTP_PORTS": "1",
+        "CLICKHOUSE_PATH": "x",
+    }
+    assert unknown_settings(endpoint) == [
+        "CLICKHOUSE_HTTP_PORTS (no field 'ports' in ClickHouseHttpSettings)"
+    ]
 
 
 def test_resolve_command_rejects_unknown_commands() -> None:
@@ -317,7 +331,14 @@ def test_resolve_command_rejects_unknown_commands() -> None:
 
 
 def test_settings_prefixes_are_the_documented_ones() -> None:
-    assert set(PREFIXES) == {"KAFKA_", "CLICKHOUSE_", "REDIS_", "LIMITS_", "WORKER_"}
+    assert set(PREFIXES) == {
+        "KAFKA_",
+        "CLICKHOUSE_",
+        "CLICKHOUSE_HTTP_",
+        "REDIS_",
+        "LIMITS_",
+        "WORKER_",
+    }
 
 
 # ----------------------------------------------------------------------------- docker-compose.yml

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from worker.clickhouse.client import connect
+from worker.clickhouse.client import connect, connect_reader
 from worker.clickhouse.migrate import migrate as apply_migrations
 from worker.settings import load_settings
 
@@ -18,7 +18,8 @@ from worker.settings import load_settings
 def db() -> None:
     """The ClickHouse database (embedded chDB unless CLICKHOUSE_URL is set).
 
-    Embedded chDB is locked by a running worker: stop it before using these.
+    Embedded chDB is locked by a running worker: `query` then goes through the
+    worker's read-only ClickHouse HTTP endpoint; `migrate` needs the worker stopped.
     """
 
 
@@ -59,12 +60,20 @@ def print_result(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 def query(sql: str, fmt: str) -> None:
-    """Run read-only SQL (readonly=1: nothing can be written) and print the result."""
+    """Run read-only SQL (readonly=1: nothing can be written) and print the result.
+
+    While a worker runs on embedded chDB, the query goes to its ClickHouse HTTP
+    endpoint (found through its endpoint file in WORKER_DATA_DIR); otherwise chDB
+    or the CLICKHOUSE_URL server is opened directly.
+    """
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
     settings = load_settings()
-    client = connect(settings.clickhouse)
+    client, source = connect_reader(settings)
     try:
-        client.database = settings.clickhouse.database
         result = client.query(sql, settings={"readonly": 1})
+    except DatabaseError as exc:
+        raise click.ClickException(f"{exc} (on {source})") from exc
     finally:
         client.close()
     print_result(list(result.column_names), list(result.result_rows), fmt)

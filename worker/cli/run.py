@@ -30,6 +30,8 @@ def run() -> None:
     worker_app = build_app(settings)
     # Migrations run before Faust starts; the sink keeps the connection it opened.
     asyncio.run(worker_app.sink.start())
+    if worker_app.endpoint is not None:
+        worker_app.endpoint.bind()
     click.echo(
         f"worker: consuming {worker_app.topics.requests} from {settings.kafka.bootstrap_servers}, "
         f"rows to {settings.clickhouse.describe()}",

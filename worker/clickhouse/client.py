@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DatabaseError as ClickHouseDatabaseError
+from clickhouse_connect.driver.exceptions import OperationalError
 
+from worker.clickhouse.endpoint.discovery import EndpointInfo, endpoint_file, running
 from worker.errors import ConfigurationError, DatabaseError
-from worker.settings import ClickHouseSettings
+from worker.settings import ClickHouseSettings, Settings
+
+log = logging.getLogger(__name__)
+_REQUIRED_PASSWORD, _AUTHENTICATION_FAILED = 194, 516
 
 
 def connect(settings: ClickHouseSettings) -> Any:
@@ -28,3 +35,47 @@ def connect(settings: ClickHouseSettings) -> Any:
             f"cannot open ClickHouse at {settings.describe()}: {exc}",
             details={"target": settings.describe()},
         ) from exc
+
+
+def connect_reader(settings: Settings) -> tuple[Any, str]:
+    """A client for read-only queries, and where it reads from.
+
+    In embedded mode a running worker holds chDB: its endpoint file
+    (``<WORKER_DATA_DIR>/clickhouse-http.json``, see ``endpoint/discovery.py``)
+    says where it serves, and the client goes there. With no live worker on this
+    chDB directory, or when its endpoint does not answer (it is stopping), chDB is
+    opened directly.
+    """
+    if settings.clickhouse.embedded:
+        info = running(endpoint_file(settings.worker.data_dir), settings.clickhouse.path)
+        if info is not None:
+            client = _endpoint_client(settings, info)
+            if client is not None:
+                return client, f"{info.url} (the running worker, pid {info.pid})"
+    client = connect(settings.clickhouse)
+    client.database = settings.clickhouse.database
+    return client, settings.clickhouse.describe()
+
+
+def _endpoint_client(settings: Settings, info: EndpointInfo) -> Any:
+    configured = settings.clickhouse_http.password
+    password = configured.get_secret_value() if configured is not None else info.password
+    try:
+        return clickhouse_connect.get_client(
+            host=info.connect_host,
+            port=info.port,
+            username=info.user,
+            password=password or "",
+            database=info.database,
+        )
+    except OperationalError as exc:
+        log.info("the worker's endpoint at %s does not answer (%s); opening chDB", info.url, exc)
+        return None
+    except ClickHouseDatabaseError as exc:
+        if exc.code in (_AUTHENTICATION_FAILED, _REQUIRED_PASSWORD):
+            raise ConfigurationError(
+                f"the running worker's ClickHouse HTTP endpoint ({info.url}) refused the "
+                "credentials. Operator action: set CLICKHOUSE_HTTP_PASSWORD to the worker's",
+                details={"url": info.url, "user": info.user},
+            ) from exc
+        raise
