@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,13 @@ async def collect(
     return seen
 
 
+def _free_port() -> int:
+    # Faust's web server needs a concrete port; 0 is refused by its settings.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @click.command()
 @click.option("--valid", default=1000, show_default=True, help="Well-formed requests to send.")
 @click.option("--invalid", default=100, show_default=True, help="Broken requests to send.")
@@ -81,6 +89,9 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     # Fresh topics and consumer group per run; the worker's own logs only when they matter.
     env = {**os.environ, "KAFKA_TOPIC_PREFIX": f"{run_id}.", "WORKER_APP_ID": run_id}
     env.setdefault("WORKER_LOG_LEVEL", "warning")
+    # Its own ports, so that the demo also runs beside a worker already running here.
+    env.setdefault("CLICKHOUSE_HTTP_PORT", "0")
+    env.setdefault("WORKER_WEB_PORT", str(_free_port()))
     os.environ.update(env)
     settings = load_settings()
     topology = load_topology(settings.worker.topics_file)
