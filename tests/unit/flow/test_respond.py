@@ -52,6 +52,7 @@ class TestOkResponses:
             "status": b"ok",
             "request-id": b"q-1",
             "correlation-id": b"c-9",
+            "routed-to": b"responses",
         }
         response = envelope(message)
         assert response.status == "ok"
