@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.keys import KeyKit
 from worker.app import TopicNames, build_pipeline
 from worker.auth.credentials.base import CredentialStore
 from worker.clickhouse.client import connect
@@ -239,3 +240,9 @@ def open_chdb() -> Iterator[Callable[[ClickHouseSettings], Any]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def make_keys() -> Callable[[], KeyKit]:
+    """A factory of in-memory key kits."""
+    return KeyKit
