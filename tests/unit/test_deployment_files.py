@@ -30,6 +30,7 @@ from worker.settings import (
     KafkaSettings,
     LimitsSettings,
     RedisSettings,
+    SecuritySettings,
     WorkerSettings,
     load_settings,
 )
@@ -47,6 +48,7 @@ SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (
     ClickHouseSettings,
     RedisSettings,
     LimitsSettings,
+    SecuritySettings,
     WorkerSettings,
 )
 PREFIXES = {str(model.model_config.get("env_prefix")): model for model in SETTINGS_MODELS}
@@ -317,7 +319,7 @@ def test_resolve_command_rejects_unknown_commands() -> None:
 
 
 def test_settings_prefixes_are_the_documented_ones() -> None:
-    assert set(PREFIXES) == {"KAFKA_", "CLICKHOUSE_", "REDIS_", "LIMITS_", "WORKER_"}
+    assert set(PREFIXES) == {"KAFKA_", "CLICKHOUSE_", "REDIS_", "LIMITS_", "SECURITY_", "WORKER_"}
 
 
 # ----------------------------------------------------------------------------- docker-compose.yml

@@ -26,6 +26,13 @@ def run() -> None:
     from worker.app import build_app
 
     settings = load_settings()
+    if "none" in settings.security.modes:
+        click.secho(
+            "worker: WARNING SECURITY_AUTH_MODES includes 'none': unsigned requests are trusted "
+            "as the tenant they name, with every scope. Development only.",
+            err=True,
+            fg="yellow",
+        )
     asyncio.run(prepare(settings))
     worker_app = build_app(settings)
     # Migrations run before Faust starts; the sink keeps the connection it opened.
