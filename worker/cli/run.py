@@ -11,11 +11,12 @@ from worker.settings import Settings, load_settings
 
 async def prepare(settings: Settings) -> None:
     """What must hold before the first request is consumed."""
-    from worker.kafka_admin import ensure_topics
+    from worker.kafka_admin import ensure_reply_topics, ensure_topics
     from worker.topology import load_topology
 
     topology = load_topology(settings.worker.topics_file)
     await ensure_topics(settings.kafka, topology, create=settings.worker.create_topics)
+    await ensure_reply_topics(settings.kafka)
 
 
 @click.command()

@@ -14,6 +14,8 @@ import pytest
 from tests.support.jwks import AUDIENCE, ISSUER, Issuer
 from tests.support.keys import KeyKit
 from worker.auth import signing
+from worker.auth.credentials.memory import MemoryCredentialStore
+from worker.errors import ConfigurationError
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
 from worker.settings import SecuritySettings
@@ -194,3 +196,13 @@ def test_bearer_tokens_authenticate_in_jwt_mode(
     assert other["error"]["code"] == "forbidden"
     forged = answer(pipeline, with_token(Issuer().token()))
     assert forged["error"]["code"] == "unauthenticated"
+
+
+def test_hmac_mode_without_a_master_key_refuses_to_build(make_pipeline: MakePipeline) -> None:
+    with pytest.raises(ConfigurationError, match="SECURITY_MASTER_KEY"):
+        make_pipeline(
+            security=SecuritySettings(auth_modes="hmac", master_key=None, master_key_file=None),
+            credentials=MemoryCredentialStore(),
+        )
+    with pytest.raises(ConfigurationError, match="unknown mode"):
+        make_pipeline(security=SecuritySettings(auth_modes="hmac,magic"))
