@@ -202,7 +202,11 @@ class RateLimiterError(ServerError):
 
 
 class SystemFailureError(ServerError):
-    """An unexpected exception inside the worker itself: a bug, retried like an outage."""
+    """An unexpected failure inside the worker or its data (a bug, a corrupt stored record).
+
+    Retried like an outage, then dead-lettered. Operator action: read the log line
+    with the dead-lettered batch; fix the record or report the bug.
+    """
 
     code = "system_failed"
 

@@ -2,8 +2,13 @@
 
 One worker serves a request per client error code (and a few successes: a JWT,
 a replay, an allowlisted reply-to, compressed output). Workers pointed at a
-closed Redis port show the server errors: what is retried and then
-dead-lettered with its reason, and the rate limiter's ``allow`` policy.
+closed Redis port show the server errors that are retried and then
+dead-lettered with their reason (``cache_unavailable``,
+``rate_limiter_unavailable``) and the rate limiter's ``allow`` policy; a corrupt
+credential in Redis shows ``system_failed``. (``service_failed`` and
+``database_unavailable`` need a failing operation or ClickHouse, which a worker
+process cannot be made to have from outside; their path is unit-tested in
+tests/unit/flow/test_deliver.py.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.jwks import AUDIENCE, ISSUER, Issuer
@@ -386,3 +392,42 @@ def test_the_rate_limiter_policy_when_redis_is_down_allow_then_reject(
     assert len(seen) == len(allowed) + len(rejected), "the first run's answers, then dead letters"
     assert {r.key for r in dead} == {s.key for s in rejected}
     assert {r.headers["dlq-reason"] for r in dead} == {b"rate_limiter_unavailable"}
+
+
+def test_a_corrupt_stored_credential_is_a_system_failure_dead_letter(
+    worker_stack: Callable[..., WorkerStack],
+) -> None:
+    stack = worker_stack(WORKER_RETRY_BUDGET_S="2")
+    topics = stack.topics
+    good = stack.key_for("acme")
+    corrupt = KeyMaterial("rk_corrupt000000000", 1, "whatever")
+    redis.Redis.from_url(stack.redis_url).set(f"{stack.run_id}:cred:{corrupt.key_id}", b"{not json")
+    requests = [
+        sample("corrupt", envelope("corrupt"), corrupt),
+        sample("fine", envelope("fine"), good),
+    ]
+    # Separate batches: a batch is dead-lettered as a whole.
+    produce(stack.bootstrap, topics.requests, requests[:1])
+    stack.start()
+    seen = read_topics(
+        stack.bootstrap,
+        [topics.dead_letters],
+        until=lambda records: len(records) >= 1,
+        timeout_s=180,
+        alive=stack.alive,
+    )
+    produce(stack.bootstrap, topics.requests, requests[1:])
+    seen = read_topics(
+        stack.bootstrap,
+        [topics.responses, topics.dead_letters],
+        until=lambda records: len(records) >= 2,
+        timeout_s=180,
+        settle_s=2,
+        alive=stack.alive,
+    )
+    assert stack.stop() == 0, stack.logs()
+    by_topic = {r.topic: r for r in seen}
+    assert len(seen) == 2
+    assert by_topic[topics.dead_letters].headers["dlq-reason"] == b"system_failed"
+    assert by_topic[topics.dead_letters].key == b"corrupt"
+    assert orjson.loads(by_topic[topics.responses].value)["status"] == "ok", "the worker went on"

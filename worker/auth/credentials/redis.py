@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from worker.auth.credentials.base import Credential
-from worker.errors import CacheError, ConfigurationError
+from worker.errors import CacheError, SystemFailureError
 from worker.settings import RedisSettings
 
 
@@ -46,7 +46,9 @@ class RedisCredentialStore:
         try:
             return Credential.model_validate_json(value)
         except ValidationError as exc:
-            raise ConfigurationError(f"stored credential {key_id!r} is corrupt") from exc
+            # Not the client's fault, and not fixed by waiting: retried like any server
+            # error, then dead-lettered as system_failed so the operator can look.
+            raise SystemFailureError(f"stored credential {key_id!r} is corrupt") from exc
 
     async def put(self, credential: Credential) -> None:
         try:
