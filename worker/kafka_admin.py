@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -99,6 +100,13 @@ async def create_topics(settings: KafkaSettings, topology: Topology) -> list[Top
         if new:
             await admin.create_topics(new, timeout_ms=30000)
         after = await _check(admin, settings, topology)
+        # The controller confirms a creation before the broker's metadata cache shows
+        # the topic: a check right after may still miss it for a moment.
+        for _ in range(60):
+            if not any(r.name in missing and not r.exists for r in after):
+                break
+            await asyncio.sleep(0.5)
+            after = await _check(admin, settings, topology)
     finally:
         await admin.close()
     return [
