@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from worker.agents import register_agents
+from worker.auth.authenticators import Authenticator, HmacAuthenticator, JwtAuthenticator
+from worker.auth.bearer import JwtVerifier
+from worker.auth.cache import CredentialCache
+from worker.auth.credentials.base import CredentialStore
+from worker.auth.credentials.redis import RedisCredentialStore
+from worker.auth.secrets import SecretBox
 from worker.clickhouse.client import connect
 from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
 from worker.clickhouse.endpoint.service import ClickHouseEndpoint
+from worker.errors import ConfigurationError
+from worker.flow.authenticate import AuthenticateStage
+from worker.flow.authorize import AuthorizeStage
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
+from worker.flow.idempotency import RememberStage, ReplayStage
 from worker.flow.pipeline import Pipeline
 from worker.flow.process import ProcessStage
 from worker.flow.ratelimit import RateLimitStage
 from worker.flow.respond import Responder
+from worker.flow.stage import Stage
 from worker.flow.validate import ValidateStage
+from worker.idempotency.base import OutcomeStore
+from worker.idempotency.redis import RedisOutcomeStore
 from worker.intake import BatchApp, BatchFeed
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
+from worker.ratelimit.plans import RatePlans
 from worker.ratelimit.redis import RedisRateLimiter
 from worker.settings import Settings
 from worker.sinks.clickhouse import ClickHouseSink
@@ -44,23 +59,75 @@ class TopicNames:
         )
 
 
+log = logging.getLogger(__name__)
+
+
+def build_authenticators(
+    settings: Settings, credentials: CredentialStore | None
+) -> list[Authenticator]:
+    """The configured authentication schemes, in ``SECURITY_AUTH_MODES`` order."""
+    security = settings.security
+    found: list[Authenticator] = []
+    for mode in security.modes:
+        if mode == "hmac":
+            if credentials is None:
+                raise ConfigurationError("hmac authentication needs a credential store")
+            cache = CredentialCache(
+                credentials, SecretBox(security.master_key_bytes()), security.credential_cache_ttl_s
+            )
+            found.append(HmacAuthenticator(cache, clock_skew_s=security.clock_skew_s))
+        elif mode == "jwt":
+            found.append(JwtAuthenticator(JwtVerifier.from_settings(security)))
+    return found
+
+
 def build_pipeline(
     settings: Settings,
     topics: TopicNames,
     registry: OperationRegistry,
     *,
     limiter: RateLimiter,
+    credentials: CredentialStore | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> Pipeline:
     """The request flow, stage by stage, in the order a request meets them."""
+    security = settings.security
+    if "none" in security.modes:
+        log.warning(
+            "SECURITY_AUTH_MODES includes 'none': unsigned requests are trusted as the tenant "
+            "they name, with every scope. Never run this in production."
+        )
+    replay: list[Stage] = []
+    remember: list[Stage] = []
+    if security.idempotency_ttl_s > 0:
+        if outcomes is None:
+            raise ConfigurationError("replay protection needs an outcome store")
+        replay = [ReplayStage(outcomes)]
+        remember = [RememberStage(outcomes, security.idempotency_ttl_s)]
     return Pipeline(
         stages=[
+            AuthenticateStage(
+                build_authenticators(settings, credentials),
+                allow_anonymous="none" in security.modes,
+                max_message_bytes=settings.limits.max_message_bytes,
+            ),
             DecodeStage(settings.limits),
             ValidateStage(registry),
-            RateLimitStage(limiter, settings.limits.on_redis_unavailable),
+            AuthorizeStage(),
+            *replay,
+            RateLimitStage(
+                limiter,
+                RatePlans.from_settings(settings.limits),
+                settings.limits.on_redis_unavailable,
+            ),
             ProcessStage(),
+            *remember,
         ],
         responder=Responder(
-            responses_topic=topics.responses, dead_letter_topic=topics.dead_letters
+            responses_topic=topics.responses,
+            dead_letter_topic=topics.dead_letters,
+            reply_to_allowlist=settings.kafka.reply_to_topics,
+            registry=registry,
         ),
     )
 
@@ -115,13 +182,19 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         web_host=settings.worker.web_host,
     )
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.clickhouse.database)
-    limiter = RedisRateLimiter(
-        settings.redis, settings.limits.rate_per_second, settings.limits.rate_burst
-    )
+    limiter = RedisRateLimiter(settings.redis)
     handler = BatchHandler(
-        build_pipeline(settings, topics, registry or default_registry(), limiter=limiter),
+        build_pipeline(
+            settings,
+            topics,
+            registry or default_registry(),
+            limiter=limiter,
+            credentials=RedisCredentialStore(settings.redis),
+            outcomes=RedisOutcomeStore(settings.redis),
+        ),
         sink,
         KafkaPublisher(app.producer),
+        retry_budget_s=settings.worker.retry_budget_s,
     )
     worker_app = WorkerApp(
         settings, topology, topics, app, handler, sink, limiter, build_endpoint(settings)

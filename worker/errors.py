@@ -7,15 +7,22 @@ are retried with backoff by the stage that owns the external system.
     ├── ClientError                  (answered, never retried)
     │   ├── PayloadTooLargeError     payload_too_large
     │   ├── InvalidPayloadError      invalid_payload      bytes are not a UTF-8 JSON object
-    │   │   └── PayloadTooDeepError  payload_too_deep
+    │   │   ├── PayloadTooDeepError  payload_too_deep
+    │   │   ├── StringTooLongError   string_too_long      carries the path
+    │   │   └── ArrayTooLongError    array_too_long       carries the path
     │   ├── ValidationFailedError    validation_failed    carries the failing field paths
     │   ├── UnknownOperationError    unknown_operation
+    │   ├── UnauthenticatedError     unauthenticated      no valid credential
+    │   ├── ForbiddenError           forbidden            other tenant, or a scope missing
     │   ├── RateLimitedError         rate_limited         carries retry_after_ms
-    │   └── NotFoundError            not_found
-    ├── ServerError                  (retriable)
+    │   ├── NotFoundError            not_found
+    │   └── ConflictError            conflict             request id reused for another request
+    ├── ServerError                  (retried, then dead-lettered with the code)
     │   ├── ServiceError             service_failed
     │   ├── DatabaseError            database_unavailable
+    │   ├── CacheError               cache_unavailable    credentials / idempotency store
     │   ├── RateLimiterError         rate_limiter_unavailable
+    │   ├── SystemFailureError       system_failed        an unexpected exception (a bug)
     │   └── PublishError             publish_failed
     ├── ConfigurationError           configuration_invalid (start-up only)
     └── ClickHouseError              clickhouse_error     analyst endpoint only, answered in
@@ -78,6 +85,26 @@ class PayloadTooDeepError(InvalidPayloadError):
         )
 
 
+class StringTooLongError(InvalidPayloadError):
+    code = "string_too_long"
+
+    def __init__(self, path: str, length: int, limit: int) -> None:
+        super().__init__(
+            f"{path or '<root>'}: string of {length} characters exceeds the limit of {limit}",
+            details={"path": path, "length": length, "limit": limit},
+        )
+
+
+class ArrayTooLongError(InvalidPayloadError):
+    code = "array_too_long"
+
+    def __init__(self, path: str, length: int, limit: int) -> None:
+        super().__init__(
+            f"{path or '<root>'}: array of {length} items exceeds the limit of {limit}",
+            details={"path": path, "length": length, "limit": limit},
+        )
+
+
 class ValidationFailedError(ClientError):
     """A field is missing, unknown or of the wrong type; ``details.errors`` names each path."""
 
@@ -107,6 +134,27 @@ class UnknownOperationError(ClientError):
         )
 
 
+class UnauthenticatedError(ClientError):
+    """No credential, or one that does not verify (signature, expiry, revocation, clock skew).
+
+    The message says which check failed, never a secret; ``details.reason`` is a
+    stable word for programs (``missing``, ``unknown_key``, ``revoked``,
+    ``bad_signature``, ``stale``, ``malformed``, ``invalid_token``, ...).
+    """
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message, details={"reason": reason})
+        self.reason = reason
+
+
+class ForbiddenError(ClientError):
+    """The credential is valid but may not do this (another tenant, a missing scope)."""
+
+    code = "forbidden"
+
+
 class RateLimitedError(ClientError):
     code = "rate_limited"
 
@@ -120,6 +168,12 @@ class RateLimitedError(ClientError):
 
 class NotFoundError(ClientError):
     code = "not_found"
+
+
+class ConflictError(ClientError):
+    """The request id was already used by this tenant for a different request."""
+
+    code = "conflict"
 
 
 class ServerError(WorkerError):
@@ -139,8 +193,24 @@ class DatabaseError(ServerError):
     code = "database_unavailable"
 
 
+class CacheError(ServerError):
+    """Redis, as the credential or idempotency store, could not be reached."""
+
+    code = "cache_unavailable"
+
+
 class RateLimiterError(ServerError):
     code = "rate_limiter_unavailable"
+
+
+class SystemFailureError(ServerError):
+    """An unexpected failure inside the worker or its data (a bug, a corrupt stored record).
+
+    Retried like an outage, then dead-lettered. Operator action: read the log line
+    with the dead-lettered batch; fix the record or report the bug.
+    """
+
+    code = "system_failed"
 
 
 class PublishError(ServerError):

@@ -125,3 +125,26 @@ async def ensure_topics(settings: KafkaSettings, topology: Topology, *, create: 
             f"topics do not match topics/ declarations: {lines}. "
             "Operator action: run `worker topics create` (or fix the broker)."
         )
+
+
+async def ensure_reply_topics(settings: KafkaSettings) -> None:
+    """Fail start-up if a ``KAFKA_REPLY_TO_ALLOWLIST`` topic does not exist.
+
+    A response routed to a missing topic could never be confirmed, and the batch
+    would stall on its publish; refusing to start names the problem instead.
+    """
+    wanted = settings.reply_to_topics
+    if not wanted:
+        return
+    admin = _admin(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    missing = sorted(wanted - existing)
+    if missing:
+        raise ConfigurationError(
+            f"KAFKA_REPLY_TO_ALLOWLIST names topics the broker does not have: {missing}. "
+            "Operator action: create them, or remove them from the allowlist."
+        )

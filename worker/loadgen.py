@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
+
+from worker.auth import signing
+from worker.auth.keys import KeyMaterial
 
 TENANTS = ("acme", "globex", "initech")
 SKUS = ("SKU-1", "SKU-2", "SKU-3", "SKU-4")
@@ -22,6 +26,7 @@ class SampleRequest:
     status: str
     code: str | None
     dead_letter: bool
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _now() -> str:
@@ -119,3 +124,34 @@ def workload(valid: int, invalid: int, *, seed: int = 7, run_id: str = "r") -> l
         requests.append(invalid_requests(f"{run_id}-bad{i:05d}")[i % kinds])
     rng.shuffle(requests)
     return requests
+
+
+def sign_samples(
+    samples: Sequence[SampleRequest],
+    keys: Mapping[str, KeyMaterial],
+    *,
+    default_tenant: str = "acme",
+    timestamp: int | None = None,
+) -> list[SampleRequest]:
+    """``samples`` signed with the key of the tenant each names (else ``default_tenant``'s).
+
+    The signed request id is the sample's, or its key for samples that claim none.
+    """
+    signed = []
+    for sample in samples:
+        try:
+            body = orjson.loads(sample.value)
+        except orjson.JSONDecodeError:
+            body = None
+        tenant = body.get("tenant") if isinstance(body, dict) else None
+        key = keys[tenant if isinstance(tenant, str) and tenant in keys else default_tenant]
+        request_id = sample.request_id or (sample.key or b"unnamed").decode("utf-8", "replace")
+        headers = signing.sign(
+            sample.value,
+            key_id=key.key_id,
+            secrets={key.version: key.secret.encode()},
+            request_id=request_id,
+            timestamp=timestamp,
+        )
+        signed.append(replace(sample, headers=tuple(headers)))
+    return signed

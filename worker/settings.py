@@ -1,13 +1,16 @@
 """Frozen settings, one model per external system.
 
 Every model reads its own environment prefix (``KAFKA_``, ``CLICKHOUSE_``,
-``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``WORKER_``). :func:`load_settings`
-builds them once at start-up; everything else receives them as arguments and never reads the
+``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``SECURITY_``, ``WORKER_``).
+:func:`load_settings` builds them once at
+start-up; everything else receives them as arguments and never reads the
 environment itself.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from pathlib import Path
 from typing import Literal, Self
@@ -15,6 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigurationError
 
 
 class KafkaSettings(BaseSettings):
@@ -36,6 +41,18 @@ class KafkaSettings(BaseSettings):
         le=300,
         description="How long the group waits for a silent worker before moving its partitions.",
     )
+    reply_to_allowlist: str = Field(
+        default="",
+        description=(
+            "Comma-separated full topic names a request may name in reply_to; "
+            "anything else is answered on the responses topic."
+        ),
+    )
+
+    @property
+    def reply_to_topics(self) -> frozenset[str]:
+        """The allowlisted reply-to topics."""
+        return frozenset(t.strip() for t in self.reply_to_allowlist.split(",") if t.strip())
 
     @property
     def broker_url(self) -> str:
@@ -144,12 +161,116 @@ class LimitsSettings(BaseSettings):
 
     max_message_bytes: int = Field(default=256 * 1024, gt=0)
     max_json_depth: int = Field(default=32, gt=0)
+    max_string_length: int = Field(
+        default=128 * 1024, gt=0, description="Characters in any one JSON string (keys too)."
+    )
+    max_array_length: int = Field(default=1000, gt=0, description="Items in any one JSON array.")
     rate_per_second: float = Field(default=5000.0, gt=0, description="Tokens per tenant per s.")
     rate_burst: int = Field(default=10000, gt=0, description="Bucket size per tenant.")
+    plans_file: Path | None = Field(
+        default=None,
+        description="TOML file of rate-limit plans and tenants (see docs/security.md).",
+    )
     on_redis_unavailable: Literal["allow", "reject"] = Field(
         default="allow",
         description="allow: serve unlimited while Redis is down; reject: stall and retry.",
     )
+
+
+AuthMode = Literal["hmac", "jwt", "none"]
+
+
+class SecuritySettings(BaseSettings):
+    """Authentication, secrets at rest and replay protection.
+
+    The master key encrypts the HMAC secrets stored in Redis. It comes from
+    ``SECURITY_MASTER_KEY`` (urlsafe base64 of 32 bytes) or from the file named
+    by ``SECURITY_MASTER_KEY_FILE``; it is a ``SecretStr`` and never logged.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SECURITY_", frozen=True, extra="ignore")
+
+    auth_modes: str = Field(
+        default="hmac",
+        description="Comma-separated: hmac, jwt, none (none = anonymous, development only).",
+    )
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+    clock_skew_s: float = Field(
+        default=900.0, gt=0, description="How far a signed timestamp may be from the worker's."
+    )
+    credential_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a looked-up credential is trusted: the bound on revocation.",
+    )
+    rotation_grace_s: float = Field(
+        default=86400.0, ge=0, description="How long a rotated-out secret stays valid."
+    )
+    idempotency_ttl_s: int = Field(
+        default=86400,
+        ge=0,
+        description="How long answers are kept for replays; 0 turns replay protection off.",
+    )
+    jwt_jwks_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: str = Field(default="RS256,ES256", description="Comma-separated, pinned.")
+    jwt_tenant_claim: str = "tenant"
+    jwt_leeway_s: float = Field(default=30.0, ge=0)
+
+    @property
+    def modes(self) -> tuple[AuthMode, ...]:
+        """The configured authentication modes, in order, validated."""
+        modes: list[AuthMode] = []
+        for raw in self.auth_modes.split(","):
+            mode = raw.strip().lower()
+            if not mode:
+                continue
+            if mode not in ("hmac", "jwt", "none"):
+                raise ConfigurationError(f"SECURITY_AUTH_MODES: unknown mode {mode!r}")
+            modes.append(mode)  # type: ignore[arg-type]
+        if not modes:
+            raise ConfigurationError("SECURITY_AUTH_MODES is empty; use 'none' for anonymous")
+        return tuple(modes)
+
+    @property
+    def anonymous(self) -> bool:
+        """True when ``none`` is the only mode: every request is trusted as it claims."""
+        return self.modes == ("none",)
+
+    @property
+    def jwt_algorithm_list(self) -> list[str]:
+        return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
+
+    def master_key_bytes(self) -> bytes:
+        """The 32-byte master key, from the variable or the file. Raises if neither is usable."""
+        if self.master_key is not None:
+            encoded = self.master_key.get_secret_value()
+            source = "SECURITY_MASTER_KEY"
+        elif self.master_key_file is not None:
+            try:
+                encoded = self.master_key_file.expanduser().read_text(encoding="ascii")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"SECURITY_MASTER_KEY_FILE {self.master_key_file} is not readable: "
+                    f"{exc.strerror}"
+                ) from exc
+            source = "SECURITY_MASTER_KEY_FILE"
+        else:
+            raise ConfigurationError(
+                "no master key: set SECURITY_MASTER_KEY or SECURITY_MASTER_KEY_FILE "
+                "(`worker keys master-key` prints a new one)"
+            )
+        try:
+            key = base64.urlsafe_b64decode(encoded.strip().encode("ascii"))
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            key = b""
+        if len(key) != 32:
+            # Never echo the value: it is (or was meant to be) a secret.
+            raise ConfigurationError(f"{source} must be urlsafe base64 of 32 bytes")
+        return key
 
 
 class WorkerSettings(BaseSettings):
@@ -168,6 +289,14 @@ class WorkerSettings(BaseSettings):
     create_topics: bool = Field(
         default=False, description="Create missing declared topics at start-up instead of failing."
     )
+    retry_budget_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How long a batch's server error is retried before its requests are dead-lettered "
+            "with the error's code; 0 retries forever."
+        ),
+    )
 
     @field_validator("data_dir", "topics_file")
     @classmethod
@@ -178,7 +307,7 @@ class WorkerSettings(BaseSettings):
 class Settings:
     """The settings of every external system, built once."""
 
-    __slots__ = ("clickhouse", "clickhouse_http", "kafka", "limits", "redis", "worker")
+    __slots__ = ("clickhouse", "clickhouse_http", "kafka", "limits", "redis", "security", "worker")
 
     def __init__(
         self,
@@ -187,6 +316,7 @@ class Settings:
         clickhouse: ClickHouseSettings,
         redis: RedisSettings,
         limits: LimitsSettings,
+        security: SecuritySettings,
         worker: WorkerSettings,
         clickhouse_http: ClickHouseHttpSettings | None = None,
     ) -> None:
@@ -197,6 +327,7 @@ class Settings:
         self.clickhouse_http = clickhouse_http or ClickHouseHttpSettings.model_construct()
         self.redis = redis
         self.limits = limits
+        self.security = security
         self.worker = worker
 
 
@@ -207,6 +338,7 @@ def load_settings() -> Settings:
         clickhouse=ClickHouseSettings(),
         redis=RedisSettings(),
         limits=LimitsSettings(),
+        security=SecuritySettings(),
         worker=WorkerSettings(),
         clickhouse_http=ClickHouseHttpSettings(),
     )

@@ -21,7 +21,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from tests.support.kafka import Received, produce, read_topics
 from tests.support.worker import REPO, WorkerStack
 from worker.clickhouse.endpoint.discovery import EndpointInfo
-from worker.loadgen import workload
+from worker.loadgen import TENANTS, workload
 
 pytestmark = pytest.mark.e2e
 
@@ -95,8 +95,8 @@ def test_analysts_see_rows_appear_while_the_worker_runs(
     worker_stack: Callable[..., WorkerStack],
 ) -> None:
     stack = worker_stack(**ENDPOINT_ENV)
-    first = workload(300, 30, run_id=f"{stack.run_id}a")
-    second = workload(200, 0, run_id=f"{stack.run_id}b", seed=7)
+    first = stack.sign(workload(300, 30, run_id=f"{stack.run_id}a"), *TENANTS)
+    second = stack.sign(workload(200, 0, run_id=f"{stack.run_id}b", seed=7), *TENANTS)
     produce(stack.bootstrap, stack.topics.requests, first)
     stack.start()
     info = stack.endpoint()
@@ -134,7 +134,7 @@ def test_curl_works_and_writes_settings_changes_and_wrong_passwords_are_refused(
     worker_stack: Callable[..., WorkerStack], tmp_path: Path
 ) -> None:
     stack = worker_stack(**ENDPOINT_ENV)
-    samples = workload(100, 10, run_id=stack.run_id)
+    samples = stack.sign(workload(100, 10, run_id=stack.run_id), *TENANTS)
     produce(stack.bootstrap, stack.topics.requests, samples)
     stack.start()
     info = stack.endpoint()
@@ -206,8 +206,8 @@ def test_a_heavy_analyst_query_does_not_stop_the_sink_from_keeping_up(
     worker_stack: Callable[..., WorkerStack],
 ) -> None:
     stack = worker_stack(**ENDPOINT_ENV, CLICKHOUSE_HTTP_MAX_EXECUTION_TIME="600")
-    warmup = workload(50, 0, run_id=f"{stack.run_id}w")
-    wave = workload(1000, 50, run_id=f"{stack.run_id}x", seed=3)
+    warmup = stack.sign(workload(50, 0, run_id=f"{stack.run_id}w"), *TENANTS)
+    wave = stack.sign(workload(1000, 50, run_id=f"{stack.run_id}x", seed=3), *TENANTS)
     produce(stack.bootstrap, stack.topics.requests, warmup)
     stack.start()
     info = stack.endpoint()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.kafka import produce, read_topics
 from tests.support.worker import WorkerStack
-from worker.loadgen import workload
+from worker.loadgen import TENANTS, workload
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +33,15 @@ def test_a_second_worker_joins_and_the_first_leaves_under_load(
     # Same topics and consumer group, its own chDB directory (chDB is one process per
     # directory), as two hosts with embedded ClickHouse would have.
     second = WorkerStack(
-        first.bootstrap, first.redis_url, first.root.parent / "peer", run_id=first.run_id
+        first.bootstrap,
+        first.redis_url,
+        first.root.parent / "peer",
+        run_id=first.run_id,
+        master_key=first.master_key,
     )
     second.root.mkdir()
     topics = first.topics
-    samples = workload(26000, 0, run_id=first.run_id)
+    samples = first.sign(workload(26000, 0, run_id=first.run_id), *TENANTS)
     answered: set[bytes | None] = set()
 
     def answered_all(count: int, alive: Callable[[], bool]) -> None:
@@ -76,5 +80,7 @@ def test_a_second_worker_joins_and_the_first_leaves_under_load(
         for stack in (first, second)
     ]
     ids = [request_id for rows in per_worker for request_id in rows]
+    within = [len(rows) - len(set(rows)) for rows in per_worker]
+    assert within == [0, 0], f"duplicates within each worker's rows: {within}"
     assert len(ids) == len(set(ids)) == len(samples), "one row per request across both workers"
     assert all(per_worker), "both workers stored rows"

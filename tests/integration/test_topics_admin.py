@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.conftest import Services
 from tests.support.worker import REPO
 from worker.errors import ConfigurationError
-from worker.kafka_admin import check_topics, create_topics, ensure_topics
+from worker.kafka_admin import check_topics, create_topics, ensure_reply_topics, ensure_topics
 from worker.settings import KafkaSettings
 from worker.topology import load_topology
 
@@ -82,3 +82,17 @@ def test_the_worker_refuses_to_start_without_its_topics(services: Services) -> N
     assert done.returncode == 2, done.stderr
     assert "configuration_invalid" in done.stderr
     assert f"{prefix}requests: missing" in done.stderr
+
+
+def test_an_allowlisted_reply_topic_that_does_not_exist_refuses_start_up(
+    services: Services,
+) -> None:
+    settings = _settings(services)
+    asyncio.run(create_topics(settings, TOPOLOGY))
+    present = settings.topic("requests")
+    missing = settings.topic("no-such-replies")
+    ok = settings.model_copy(update={"reply_to_allowlist": present})
+    asyncio.run(ensure_reply_topics(ok))
+    bad = settings.model_copy(update={"reply_to_allowlist": f"{present},{missing}"})
+    with pytest.raises(ConfigurationError, match="no-such-replies"):
+        asyncio.run(ensure_reply_topics(bad))

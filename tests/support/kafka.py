@@ -29,7 +29,10 @@ def produce(bootstrap: str, topic: str, requests: Sequence[SampleRequest]) -> No
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
         await producer.start()
         try:
-            futures = [await producer.send(topic, r.value, key=r.key) for r in requests]
+            futures = [
+                await producer.send(topic, r.value, key=r.key, headers=list(r.headers))
+                for r in requests
+            ]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()

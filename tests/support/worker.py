@@ -18,9 +18,14 @@ from typing import Any, BinaryIO
 import orjson
 
 from worker.app import TopicNames
+from worker.auth.credentials.redis import RedisCredentialStore
+from worker.auth.keys import KeyManager, KeyMaterial
+from worker.auth.secrets import SecretBox, new_master_key
 from worker.clickhouse.endpoint.discovery import EndpointInfo, endpoint_file, running
 from worker.kafka_admin import create_topics
-from worker.settings import KafkaSettings
+from worker.loadgen import SampleRequest, sign_samples
+from worker.operations.registry import default_registry
+from worker.settings import KafkaSettings, RedisSettings, SecuritySettings
 from worker.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +51,8 @@ class WorkerStack:
     starts: int = 0
     web_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
+    master_key: str = field(default_factory=new_master_key)
+    keys: dict[str, KeyMaterial] = field(default_factory=dict)
     _log: BinaryIO | None = None
 
     @property
@@ -63,8 +70,39 @@ class WorkerStack:
             "WORKER_WEB_PORT": str(self.web_port),
             "CLICKHOUSE_HTTP_PORT": str(self.http_port),
             "WORKER_LOG_LEVEL": "info",
+            "SECURITY_MASTER_KEY": self.master_key,
             **self.extra_env,
         }
+
+    def key_manager_run(self, action: Any) -> Any:
+        """Run ``action(manager)`` against this stack's credential store (real Redis)."""
+        redis = RedisSettings(url=self.redis_url, key_prefix=f"{self.run_id}:")  # type: ignore[arg-type]
+        box = SecretBox(SecuritySettings(master_key=self.master_key).master_key_bytes())  # type: ignore[arg-type]
+
+        async def run() -> Any:
+            store = RedisCredentialStore(redis)
+            try:
+                return await action(KeyManager(store, box))
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
+
+    def key_for(self, tenant: str, scopes: frozenset[str] | None = None) -> KeyMaterial:
+        """An API key for ``tenant`` (every scope unless told), created once per tenant."""
+        if tenant not in self.keys or scopes is not None:
+            wanted = default_registry().scopes() if scopes is None else scopes
+            issued = self.key_manager_run(lambda m: m.create(tenant, wanted))
+            if scopes is not None:
+                return issued.material()  # type: ignore[no-any-return]
+            self.keys[tenant] = issued.material()
+        return self.keys[tenant]
+
+    def sign(self, samples: list[SampleRequest], *tenants: str) -> list[SampleRequest]:
+        """``samples`` signed with a key of the tenant each names (``acme``'s otherwise)."""
+        for tenant in {"acme", *tenants}:
+            self.key_for(tenant)
+        return sign_samples(samples, self.keys)
 
     @property
     def topics(self) -> TopicNames:

@@ -21,11 +21,15 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.keys import KeyKit
 from worker.app import TopicNames, build_pipeline
+from worker.auth.credentials.base import CredentialStore
 from worker.clickhouse.client import connect
 from worker.flow.output import PartitionRows, RequestRow
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import Headers, InboundRecord, Work
+from worker.idempotency.base import OutcomeStore
+from worker.idempotency.memory import MemoryOutcomeStore
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.ratelimit.memory import MemoryRateLimiter
 from worker.settings import (
@@ -33,6 +37,7 @@ from worker.settings import (
     KafkaSettings,
     LimitsSettings,
     RedisSettings,
+    SecuritySettings,
     Settings,
     WorkerSettings,
 )
@@ -105,17 +110,32 @@ def make_settings() -> Callable[..., Settings]:
     """Settings with the documented defaults; keyword arguments override the limits.
 
     Limits are passed explicitly so that a ``LIMITS_*`` variable in the
-    environment cannot change what the tests check.
+    environment cannot change what the tests check. Security defaults to the
+    anonymous mode, so that a test about something else need not sign.
     """
 
-    def make(**limits: Any) -> Settings:
-        values: dict[str, Any] = {"max_message_bytes": 256 * 1024, "max_json_depth": 32}
+    def make(
+        *,
+        security: SecuritySettings | None = None,
+        kafka: KafkaSettings | None = None,
+        **limits: Any,
+    ) -> Settings:
+        values: dict[str, Any] = {
+            "max_message_bytes": 256 * 1024,
+            "max_json_depth": 32,
+            "max_string_length": 128 * 1024,
+            "max_array_length": 1000,
+            "rate_per_second": 1_000_000.0,
+            "rate_burst": 1_000_000,
+            "plans_file": None,
+        }
         values.update(limits)
         return Settings(
-            kafka=KafkaSettings(),
+            kafka=kafka or KafkaSettings(reply_to_allowlist=""),
             clickhouse=ClickHouseSettings(url=None),
             redis=RedisSettings(),
             limits=LimitsSettings(**values),
+            security=security or SecuritySettings(auth_modes="none", idempotency_ttl_s=3600),
             worker=WorkerSettings(),
         )
 
@@ -124,9 +144,9 @@ def make_settings() -> Callable[..., Settings]:
 
 @pytest.fixture
 def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipeline]:
-    """The production pipeline (``build_pipeline``) with an in-memory rate limiter.
+    """The production pipeline (``build_pipeline``) on in-memory ports.
 
-    The limiter's bucket is large enough that no test is limited unless it asks.
+    The tenant bucket is large enough that no test is limited unless it asks.
     """
 
     def make(
@@ -134,13 +154,17 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
         *,
         rate: float = 1_000_000.0,
         burst: int = 1_000_000,
-        **limits: Any,
+        credentials: CredentialStore | None = None,
+        outcomes: OutcomeStore | None = None,
+        **settings: Any,
     ) -> Pipeline:
         return build_pipeline(
-            make_settings(**limits),
+            make_settings(rate_per_second=rate, rate_burst=burst, **settings),
             TOPICS,
             registry if registry is not None else default_registry(),
-            limiter=MemoryRateLimiter(rate, burst),
+            limiter=MemoryRateLimiter(),
+            credentials=credentials,
+            outcomes=outcomes if outcomes is not None else MemoryOutcomeStore(),
         )
 
     return make
@@ -216,3 +240,9 @@ def open_chdb() -> Iterator[Callable[[ClickHouseSettings], Any]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def make_keys() -> Callable[[], KeyKit]:
+    """A factory of in-memory key kits."""
+    return KeyKit

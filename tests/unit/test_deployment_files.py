@@ -31,6 +31,7 @@ from worker.settings import (
     KafkaSettings,
     LimitsSettings,
     RedisSettings,
+    SecuritySettings,
     WorkerSettings,
     load_settings,
 )
@@ -49,6 +50,7 @@ SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (
     ClickHouseHttpSettings,
     RedisSettings,
     LimitsSettings,
+    SecuritySettings,
     WorkerSettings,
 )
 PREFIXES = {str(model.model_config.get("env_prefix")): model for model in SETTINGS_MODELS}
@@ -337,6 +339,7 @@ def test_settings_prefixes_are_the_documented_ones() -> None:
         "CLICKHOUSE_HTTP_",
         "REDIS_",
         "LIMITS_",
+        "SECURITY_",
         "WORKER_",
     }
 

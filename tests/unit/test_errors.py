@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -108,3 +109,11 @@ def test_specific_errors_carry_their_data() -> None:
     deep = PayloadTooDeepError(32)
     assert isinstance(deep, errors.InvalidPayloadError)
     assert deep.code == "payload_too_deep"
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_docs_errors_md_documents_every_code(cls: type[WorkerError]) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
+    if cls in (ClientError, ServerError, WorkerError):
+        return
+    assert f"`{cls.code}`" in doc, f"{cls.code} is missing from docs/errors.md"

@@ -13,6 +13,7 @@ from worker.settings import (
     KafkaSettings,
     LimitsSettings,
     RedisSettings,
+    SecuritySettings,
     Settings,
     WorkerSettings,
 )
@@ -58,6 +59,7 @@ def test_topic_names_get_the_prefix(topics_file: Path) -> None:
         clickhouse=ClickHouseSettings(url=None),
         redis=RedisSettings(),
         limits=LimitsSettings(),
+        security=SecuritySettings(auth_modes="none"),
         worker=WorkerSettings(),
     )
     names = TopicNames.resolve(settings, load_topology(topics_file))

@@ -21,9 +21,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from worker.app import TopicNames
+from worker.auth.credentials.redis import RedisCredentialStore
+from worker.auth.keys import KeyManager, KeyMaterial
+from worker.auth.secrets import SecretBox, new_master_key
 from worker.clickhouse.client import connect
 from worker.kafka_admin import create_topics
-from worker.loadgen import SampleRequest, workload
+from worker.loadgen import TENANTS, SampleRequest, sign_samples, workload
+from worker.operations.registry import default_registry
 from worker.settings import Settings, load_settings
 from worker.topology import load_topology
 
@@ -33,10 +37,27 @@ async def produce(settings: Settings, topic: str, requests: list[SampleRequest])
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, r.value, key=r.key) for r in requests]
+        futures = [
+            await producer.send(topic, r.value, key=r.key, headers=list(r.headers))
+            for r in requests
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+async def create_demo_keys(settings: Settings, tenants: tuple[str, ...]) -> dict[str, KeyMaterial]:
+    """One API key per tenant with every scope, as an operator would create them."""
+    store = RedisCredentialStore(settings.redis)
+    try:
+        manager = KeyManager(store, SecretBox(settings.security.master_key_bytes()))
+        scopes = default_registry().scopes()
+        return {
+            tenant: (await manager.create(tenant, scopes, description="demo")).material()
+            for tenant in tenants
+        }
+    finally:
+        await store.close()
 
 
 async def collect(
@@ -86,12 +107,21 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     """Start a worker, publish sample requests, and show what reached Kafka and ClickHouse."""
     console = Console(stderr=True)
     run_id = f"demo{uuid.uuid4().hex[:6]}"
-    # Fresh topics and consumer group per run; the worker's own logs only when they matter.
-    env = {**os.environ, "KAFKA_TOPIC_PREFIX": f"{run_id}.", "WORKER_APP_ID": run_id}
+    # Fresh topics, consumer group and Redis keys per run; the worker's own logs
+    # only when they matter.
+    env = {
+        **os.environ,
+        "KAFKA_TOPIC_PREFIX": f"{run_id}.",
+        "WORKER_APP_ID": run_id,
+        "REDIS_KEY_PREFIX": f"{run_id}:",
+    }
     env.setdefault("WORKER_LOG_LEVEL", "warning")
     # Its own ports, so that the demo also runs beside a worker already running here.
     env.setdefault("CLICKHOUSE_HTTP_PORT", "0")
     env.setdefault("WORKER_WEB_PORT", str(_free_port()))
+    if "SECURITY_MASTER_KEY" not in env and "SECURITY_MASTER_KEY_FILE" not in env:
+        # A throwaway master key: the demo's API keys live only as long as its Redis prefix.
+        env["SECURITY_MASTER_KEY"] = new_master_key()
     os.environ.update(env)
     settings = load_settings()
     topology = load_topology(settings.worker.topics_file)
@@ -102,6 +132,12 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
         [sys.executable, "-m", "worker", "run"], env=env, stdout=subprocess.DEVNULL
     )
     requests = workload(valid, invalid, run_id=run_id)
+    if settings.security.anonymous:
+        console.print("[yellow]SECURITY_AUTH_MODES=none: requests are sent unsigned[/yellow]")
+    else:
+        keys = asyncio.run(create_demo_keys(settings, TENANTS))
+        requests = sign_samples(requests, keys)
+        console.print(f"created one API key per tenant ({', '.join(TENANTS)}); requests signed")
     want = len(requests) + sum(r.dead_letter for r in requests)
     try:
         asyncio.run(produce(settings, topics.requests, requests))

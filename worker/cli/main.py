@@ -7,7 +7,7 @@ import sys
 import click
 
 from worker import __version__
-from worker.cli import db, demo, run, schemas, topics
+from worker.cli import db, demo, keys, run, schemas, topics
 from worker.errors import WorkerError
 
 
@@ -17,7 +17,7 @@ def cli() -> None:
     """A request/response stream worker: Kafka in, ClickHouse and Kafka out.
 
     Configuration comes from the environment (KAFKA_*, CLICKHOUSE_*, REDIS_*,
-    LIMITS_*, WORKER_*); see the README.
+    LIMITS_*, SECURITY_*, WORKER_*); see the README.
     """
 
 
@@ -26,6 +26,7 @@ cli.add_command(topics.topics)
 cli.add_command(schemas.schemas)
 cli.add_command(db.db)
 cli.add_command(demo.demo)
+cli.add_command(keys.keys)
 
 
 def main() -> None:

@@ -11,11 +11,12 @@ from worker.settings import Settings, load_settings
 
 async def prepare(settings: Settings) -> None:
     """What must hold before the first request is consumed."""
-    from worker.kafka_admin import ensure_topics
+    from worker.kafka_admin import ensure_reply_topics, ensure_topics
     from worker.topology import load_topology
 
     topology = load_topology(settings.worker.topics_file)
     await ensure_topics(settings.kafka, topology, create=settings.worker.create_topics)
+    await ensure_reply_topics(settings.kafka)
 
 
 @click.command()
@@ -26,6 +27,13 @@ def run() -> None:
     from worker.app import build_app
 
     settings = load_settings()
+    if "none" in settings.security.modes:
+        click.secho(
+            "worker: WARNING SECURITY_AUTH_MODES includes 'none': unsigned requests are trusted "
+            "as the tenant they name, with every scope. Development only.",
+            err=True,
+            fg="yellow",
+        )
     asyncio.run(prepare(settings))
     worker_app = build_app(settings)
     # Migrations run before Faust starts; the sink keeps the connection it opened.

@@ -40,8 +40,14 @@ class ResponseMeta(BaseModel):
     received_at: datetime
     processed_at: datetime
     duration_ms: float = Field(ge=0)
-    cache: Literal["hit", "miss", "bypass"]
+    cache: Literal["hit", "miss", "bypass"] = Field(
+        description="hit: answered from the idempotency store (a replay of an earlier request)."
+    )
     source: SourcePosition
+    replayed_from: SourcePosition | None = Field(
+        default=None,
+        description="Where the request first answered this way was read (replays, redeliveries).",
+    )
 
 
 class ResponseEnvelope(BaseModel):

@@ -1,13 +1,26 @@
-"""Client layer, step one: raw bytes to a JSON object, within limits, never pickle."""
+"""Client layer: raw bytes to a JSON object, within limits, never pickle.
+
+Size and depth are checked on the bytes, before parsing; string and array
+lengths by an iterative walk of the parsed value (no recursion, so a hostile
+document cannot exhaust the stack), skipped when the byte counts already
+prove no string or array can be too long.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
-from worker.errors import InvalidPayloadError, PayloadTooDeepError, PayloadTooLargeError
+from worker.errors import (
+    ArrayTooLongError,
+    InvalidPayloadError,
+    PayloadTooDeepError,
+    PayloadTooLargeError,
+    StringTooLongError,
+)
 from worker.flow.records import Work
 from worker.settings import LimitsSettings
 
@@ -41,14 +54,45 @@ def exceeds_depth(data: bytes, limit: int) -> bool:
     return False
 
 
+def _join(path: str, part: str | int) -> str:
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    return f"{path}.{part}" if path else part
+
+
+def find_too_long(
+    value: Any, max_string: int, max_array: int
+) -> StringTooLongError | ArrayTooLongError | None:
+    """The first string or array of ``value`` over its limit, walking with an explicit stack."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if len(item) > max_string:
+                return StringTooLongError(path, len(item), max_string)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = _join(path, key)
+                if len(key) > max_string:
+                    return StringTooLongError(child_path, len(key), max_string)
+                stack.append((child, child_path))
+        elif isinstance(item, list):
+            if len(item) > max_array:
+                return ArrayTooLongError(path, len(item), max_array)
+            stack.extend((child, _join(path, i)) for i, child in enumerate(item))
+    return None
+
+
 class DecodeStage:
-    """Checks size and depth before parsing, then parses with orjson."""
+    """Checks size and depth before parsing, parses with orjson, then string and array lengths."""
 
     name = "decode"
 
     def __init__(self, limits: LimitsSettings) -> None:
         self._max_bytes = limits.max_message_bytes
         self._max_depth = limits.max_json_depth
+        self._max_string = limits.max_string_length
+        self._max_array = limits.max_array_length
 
     async def __call__(self, batch: Sequence[Work]) -> None:
         for work in batch:
@@ -83,4 +127,12 @@ class DecodeStage:
                 dead_letter=True,
             )
             return
+        # A string has at most as many characters as the message has bytes, and an
+        # array at most one more item than the message has commas.
+        if len(data) > self._max_string or data.count(b",") >= self._max_array:
+            too_long = find_too_long(payload, self._max_string, self._max_array)
+            if too_long is not None:
+                work.payload = payload
+                work.fail(too_long, dead_letter=True)
+                return
         work.payload = payload

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from worker.auth.principal import Principal
     from worker.contracts.request import RequestEnvelope
     from worker.errors import WorkerError
     from worker.operations.base import Operation
@@ -29,6 +30,23 @@ class InboundRecord:
     headers: Headers = ()
 
 
+@dataclass(frozen=True, slots=True)
+class StoredOutcome:
+    """An answer kept for replays: what the service said, and where the request was read."""
+
+    fingerprint: str
+    topic: str
+    partition: int
+    offset: int
+    status: Literal["ok", "error"]
+    data: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
 @dataclass(slots=True)
 class Work:
     """One request on its way through the stages.
@@ -39,6 +57,7 @@ class Work:
 
     record: InboundRecord
     received_at: float
+    principal: Principal | None = None
     payload: dict[str, Any] | None = None
     request: RequestEnvelope | None = None
     operation: Operation[Any, Any] | None = None
@@ -48,12 +67,21 @@ class Work:
     cache: CacheStatus = "bypass"
     dead_letter: bool = False
     processed_at: float = 0.0
+    #: The stored outcome this request is answered with (a replay or a redelivery).
+    replayed: StoredOutcome | None = None
+    #: An earlier request of the same batch with the same tenant and request id.
+    duplicate_of: Work | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
-        """Still to be processed: no error and no result yet."""
-        return self.error is None and self.result is None
+        """Still to be processed: no error, no result and no answer found elsewhere."""
+        return (
+            self.error is None
+            and self.result is None
+            and self.replayed is None
+            and self.duplicate_of is None
+        )
 
     def fail(self, error: WorkerError, *, dead_letter: bool = False) -> None:
         """Stop this request with ``error``; ``dead_letter`` also keeps its original bytes."""

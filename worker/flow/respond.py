@@ -1,7 +1,19 @@
-"""Response flow: transform, format, add metadata, route; plus the row and the dead letter."""
+"""Response flow: transform, format, add metadata, route; plus the row and the dead letter.
+
+Routing: a response goes to the request's ``reply_to`` topic only when the
+request was authenticated and the topic is in ``KAFKA_REPLY_TO_ALLOWLIST``;
+otherwise to the responses topic. The ``routed-to`` header names where it
+went, and ``reply-to-refused`` the topic that was asked for and refused.
+
+Dead letters keep the original bytes, except that an operation's sensitive
+params are replaced with ``"[redacted]"`` when the payload parsed (the
+``dlq-redacted`` header lists the paths; such a copy no longer verifies
+against its signature). Unparseable bytes have nothing to redact.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -11,8 +23,14 @@ from typing import Any
 import orjson
 
 from worker import __version__
+from worker.auth import signing
+from worker.errors import WorkerError
 from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows, RequestRow
-from worker.flow.records import Work
+from worker.flow.records import InboundRecord, Work
+from worker.operations.registry import OperationRegistry
+from worker.operations.sensitive import redact, sensitive_fields
+
+log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -25,8 +43,33 @@ def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
     return value if isinstance(value, str) and _ID.fullmatch(value) else None
 
 
+def _claimed_header(record: InboundRecord, name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name:
+            text = value.decode("utf-8", "replace")
+            return text if _ID.fullmatch(text) else None
+    return None
+
+
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def redact_payload(
+    payload: dict[str, Any] | None, registry: OperationRegistry | None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """``payload`` with its operation's sensitive params redacted, and the paths redacted."""
+    if payload is None or registry is None:
+        return None, []
+    name = payload.get("operation")
+    params = payload.get("params")
+    operation = registry.get(name) if isinstance(name, str) else None
+    if operation is None or not isinstance(params, dict):
+        return None, []
+    cleaned, replaced = redact(params, sensitive_fields(operation.params_model))
+    if not replaced:
+        return None, []
+    return {**payload, "params": cleaned}, [f"params.{name}" for name in replaced]
 
 
 class Responder:
@@ -34,9 +77,18 @@ class Responder:
 
     name = "respond"
 
-    def __init__(self, *, responses_topic: str, dead_letter_topic: str) -> None:
+    def __init__(
+        self,
+        *,
+        responses_topic: str,
+        dead_letter_topic: str,
+        reply_to_allowlist: frozenset[str] = frozenset(),
+        registry: OperationRegistry | None = None,
+    ) -> None:
         self._responses_topic = responses_topic
         self._dead_letter_topic = dead_letter_topic
+        self._reply_to_allowlist = reply_to_allowlist
+        self._registry = registry
 
     def __call__(self, batch: Sequence[Work]) -> BatchOutput:
         output = BatchOutput()
@@ -58,7 +110,34 @@ class Responder:
             slot.add(row, record.offset)
         return output
 
-    def _respond(self, work: Work) -> tuple[OutboundMessage, RequestRow]:
+    def dead_letter_batch(
+        self, records: Sequence[InboundRecord], error: WorkerError, received_at: float
+    ) -> BatchOutput:
+        """A batch given up on after a server error: dead letters and rows, no responses.
+
+        Each row has ``status = "dead_letter"`` and the error's code, so the
+        table still holds one row per consumed record.
+        """
+        output = BatchOutput()
+        by_partition: dict[tuple[str, int], PartitionRows] = {}
+        now = time.time()
+        for record in records:
+            work = Work(record=record, received_at=received_at, processed_at=now)
+            work.error = error
+            _, row = self._respond(work, status="dead_letter")
+            output.dead_letters.append(self.dead_letter(record, error))
+            slot = by_partition.get((record.topic, record.partition))
+            if slot is None:
+                slot = by_partition[(record.topic, record.partition)] = PartitionRows(
+                    record.topic, record.partition
+                )
+                output.rows.append(slot)
+            slot.add(row, record.offset)
+        return output
+
+    def _respond(
+        self, work: Work, *, status: str | None = None
+    ) -> tuple[OutboundMessage, RequestRow]:
         record = work.record
         request = work.request
         if request is not None:
@@ -68,23 +147,33 @@ class Responder:
             correlation_id = request.correlation_id
             created_at = request.created_at
         else:
-            request_id = _claimed(work.payload, "request_id")
+            request_id = _claimed(work.payload, "request_id") or _claimed_header(
+                record, signing.REQUEST_ID_HEADER
+            )
             tenant = _claimed(work.payload, "tenant")
             operation = _claimed(work.payload, "operation")
             correlation_id = _claimed(work.payload, "correlation_id")
             created_at = _utc(work.received_at)
         duration_ms = max(0.0, (work.processed_at - work.received_at) * 1000.0)
-        data = work.result
+        replayed = work.replayed
+        if replayed is not None:
+            data = replayed.data
+            error_body = replayed.error
+        else:
+            data = work.result
+            error_body = None if work.error is None else work.error.to_dict()
         if data is not None and request is not None and request.fields is not None:
             data = {name: data[name] for name in request.fields if name in data}
-        error = work.error
-        status = "ok" if error is None else "error"
+        status = status or ("ok" if error_body is None else "error")
+        error_code = "" if error_body is None else str(error_body.get("code", ""))
+        if error_body is not None:
+            self._log_rejection(work, request_id, error_code)
         source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         body = {
             "request_id": request_id,
             "status": status,
             "data": data,
-            "error": None if error is None else error.to_dict(),
+            "error": error_body,
             "meta": {
                 "operation": operation,
                 "tenant": tenant,
@@ -95,6 +184,13 @@ class Responder:
                 "duration_ms": round(duration_ms, 3),
                 "cache": work.cache,
                 "source": source,
+                "replayed_from": None
+                if replayed is None
+                else {
+                    "topic": replayed.topic,
+                    "partition": replayed.partition,
+                    "offset": replayed.offset,
+                },
             },
         }
         headers: list[tuple[str, bytes]] = [("status", status.encode())]
@@ -102,16 +198,23 @@ class Responder:
             headers.append(("request-id", request_id.encode()))
         if correlation_id is not None:
             headers.append(("correlation-id", correlation_id.encode()))
+        topic = self._responses_topic
+        if request is not None and request.reply_to is not None:
+            if work.principal is not None and request.reply_to in self._reply_to_allowlist:
+                topic = request.reply_to
+            else:
+                headers.append(("reply-to-refused", request.reply_to.encode()))
+        headers.append(("routed-to", topic.encode()))
         key = request_id.encode() if request_id is not None else record.key
         message = OutboundMessage(
-            self._responses_topic, key, orjson.dumps(body, option=orjson.OPT_UTC_Z), tuple(headers)
+            topic, key, orjson.dumps(body, option=orjson.OPT_UTC_Z), tuple(headers)
         )
         row: RequestRow = (
             request_id or f"@{record.topic}:{record.partition}:{record.offset}",
             tenant or "",
             operation or "",
             status,
-            "" if error is None else error.code,
+            error_code,
             correlation_id or "",
             created_at,
             _utc(work.received_at),
@@ -124,11 +227,41 @@ class Responder:
         )
         return message, row
 
+    def _log_rejection(self, work: Work, request_id: str | None, code: str) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        payload, _ = redact_payload(work.payload, self._registry)
+        params = (payload or work.payload or {}).get("params")
+        log.debug("request %s answered %s; params %s", request_id, code, params)
+
     def _dead_letter(self, work: Work) -> OutboundMessage:
-        record = work.record
         error = work.error
+        return self.dead_letter(work.record, error, payload=work.payload)
+
+    def dead_letter(
+        self,
+        record: InboundRecord,
+        error: WorkerError | None,
+        *,
+        payload: dict[str, Any] | None = None,
+    ) -> OutboundMessage:
+        """``record`` for the dead-letter topic, with the reason in ``dlq-*`` headers.
+
+        ``payload`` (the parsed value, if it parsed) is used to redact sensitive
+        params; without it the value is parsed here, for the same purpose.
+        """
         reason = error.code if error is not None else "unknown"
         message = error.message if error is not None else ""
+        value = record.value or b""
+        if payload is None and value:
+            try:
+                parsed = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                parsed = None
+            payload = parsed if isinstance(parsed, dict) else None
+        cleaned, redacted = redact_payload(payload, self._registry)
+        if cleaned is not None:
+            value = orjson.dumps(cleaned)
         headers = (
             *record.headers,
             ("dlq-reason", reason.encode()),
@@ -137,5 +270,6 @@ class Responder:
             ("dlq-source-partition", str(record.partition).encode()),
             ("dlq-source-offset", str(record.offset).encode()),
             ("dlq-worker-version", __version__.encode()),
+            ("dlq-redacted", ",".join(redacted).encode()),
         )
-        return OutboundMessage(self._dead_letter_topic, record.key, record.value or b"", headers)
+        return OutboundMessage(self._dead_letter_topic, record.key, value, headers)

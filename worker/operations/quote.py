@@ -79,6 +79,7 @@ class QuoteOperation(Operation[QuoteParams, QuoteResult]):
     name = "price.quote"
     version = 1
     description = "Price a quantity of a catalog item in a currency."
+    scopes = frozenset({"price:read"})
     params_model = QuoteParams
     result_model = QuoteResult
 

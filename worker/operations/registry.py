@@ -33,6 +33,10 @@ class OperationRegistry:
         """Every registered name, sorted."""
         return sorted(self._by_name)
 
+    def scopes(self) -> frozenset[str]:
+        """Every scope some operation needs: what a key for all operations carries."""
+        return frozenset().union(*(operation.scopes for operation in self._by_name.values()))
+
     def __iter__(self) -> Iterator[Operation[Any, Any]]:
         return iter(self._by_name.values())
 

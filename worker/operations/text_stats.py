@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.errors import ClientError
 from worker.operations.base import Operation
+from worker.operations.sensitive import sensitive
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -18,7 +19,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class TextStatsParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    text: Annotated[str, Field(max_length=100_000)]
+    text: Annotated[str, Field(max_length=100_000), sensitive()]
     top: Annotated[int, Field(ge=0, le=50)] = 3
 
 
@@ -40,6 +41,7 @@ class TextStatsOperation(Operation[TextStatsParams, TextStatsResult]):
     name = "text.stats"
     version = 1
     description = "Count characters, words and lines, and list the most frequent words."
+    scopes = frozenset({"text:analyze"})
     params_model = TextStatsParams
     result_model = TextStatsResult
 

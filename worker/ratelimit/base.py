@@ -1,4 +1,4 @@
-"""The rate limiter port."""
+"""The rate limiter port: token buckets, asked for a whole batch at once."""
 
 from __future__ import annotations
 
@@ -8,11 +8,31 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
-class Grant:
-    """How many of the tokens asked for one key were granted.
+class Limit:
+    """A bucket of ``burst`` tokens refilled at ``rate`` tokens per second."""
 
-    ``retry_after_ms`` is when the first refused token will be available again
-    (0 when everything was granted).
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """``count`` requests, each needing one token from every bucket in ``buckets``.
+
+    A request passes only if all its buckets (e.g. the tenant's and the
+    tenant+operation's) have a token; the granted count is taken from each.
+    """
+
+    buckets: tuple[tuple[str, Limit], ...]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """How many of an ask's requests were granted.
+
+    ``retry_after_ms`` is when the first refused request could pass (0 when
+    everything was granted).
     """
 
     granted: int
@@ -20,10 +40,10 @@ class Grant:
 
 
 class RateLimiter(Protocol):
-    """Token buckets of ``burst`` tokens refilled at ``rate`` per second, one per key."""
+    """Token buckets by key. Asks sharing a bucket are served in order."""
 
-    async def acquire(self, wants: Sequence[tuple[str, int]]) -> list[Grant]:
-        """Take up to ``count`` tokens for each ``(key, count)``, in one round trip.
+    async def acquire(self, asks: Sequence[Ask]) -> list[Grant]:
+        """Grant what each ask can have, atomically and in one round trip.
 
         Raises :class:`~worker.errors.RateLimiterError` when the store is unreachable.
         """

@@ -8,39 +8,53 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from worker.errors import RateLimiterError
-from worker.ratelimit.base import Grant
+from worker.ratelimit.base import Ask, Grant
 from worker.settings import RedisSettings
 
-# KEYS: one bucket per key. ARGV: rate per second, burst, then one count per key.
-# Returns a flat list: granted, retry_after_ms for each key.
+# KEYS: every bucket of the batch once. ARGV: rate and burst of each key, then
+# each ask as: count, number of buckets, the buckets' 1-based KEYS indexes.
+# Returns a flat list: granted, retry_after_ms for each ask.
 # Redis's own TIME is the clock, so workers with skewed clocks share buckets fairly.
 _BUCKET_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = math.ceil(burst / rate * 1000) + 1000
-local out = {}
+local rate, burst, tokens = {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local want = tonumber(ARGV[i + 2])
+  rate[i] = tonumber(ARGV[2 * i - 1])
+  burst[i] = tonumber(ARGV[2 * i])
   local state = redis.call('HMGET', key, 'tokens', 'ts')
-  local tokens = tonumber(state[1])
+  local level = tonumber(state[1])
   local ts = tonumber(state[2])
-  if tokens == nil then
-    tokens = burst
+  if level == nil then
+    level = burst[i]
     ts = now
   end
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-  local granted = math.min(want, math.floor(tokens))
-  tokens = tokens - granted
-  local retry = 0
-  if granted < want then
-    retry = math.ceil((1 - tokens) / rate * 1000)
+  tokens[i] = math.min(burst[i], level + math.max(0, now - ts) * rate[i] / 1000)
+end
+local out = {}
+local p = 2 * #KEYS + 1
+while p <= #ARGV do
+  local want = tonumber(ARGV[p])
+  local nb = tonumber(ARGV[p + 1])
+  local granted = want
+  for j = 1, nb do
+    granted = math.min(granted, math.floor(tokens[tonumber(ARGV[p + 1 + j])]))
   end
-  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', now)
-  redis.call('PEXPIRE', key, ttl)
+  local retry = 0
+  for j = 1, nb do
+    local k = tonumber(ARGV[p + 1 + j])
+    tokens[k] = tokens[k] - granted
+    if granted < want and tokens[k] < 1 then
+      retry = math.max(retry, math.ceil((1 - tokens[k]) / rate[k] * 1000))
+    end
+  end
   out[#out + 1] = granted
   out[#out + 1] = retry
+  p = p + 2 + nb
+end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil(burst[i] / rate[i] * 1000) + 1000)
 end
 return out
 """
@@ -49,7 +63,7 @@ return out
 class RedisRateLimiter:
     """The Redis implementation of :class:`~worker.ratelimit.base.RateLimiter`."""
 
-    def __init__(self, settings: RedisSettings, rate: float, burst: int) -> None:
+    def __init__(self, settings: RedisSettings) -> None:
         self._client = aioredis.Redis.from_url(
             settings.url.get_secret_value(),
             socket_timeout=settings.socket_timeout_s,
@@ -57,16 +71,22 @@ class RedisRateLimiter:
         )
         self._prefix = f"{settings.key_prefix}bucket:"
         self._script = self._client.register_script(_BUCKET_SCRIPT)
-        self._rate = rate
-        self._burst = burst
 
-    async def acquire(self, wants: Sequence[tuple[str, int]]) -> list[Grant]:
-        if not wants:
+    async def acquire(self, asks: Sequence[Ask]) -> list[Grant]:
+        if not asks:
             return []
-        keys = [self._prefix + key for key, _ in wants]
-        args = [self._rate, self._burst, *(count for _, count in wants)]
+        index: dict[str, int] = {}
+        limits: list[float] = []
+        for ask in asks:
+            for key, limit in ask.buckets:
+                if key not in index:
+                    index[key] = len(index) + 1
+                    limits.extend((limit.rate, limit.burst))
+        args: list[float] = list(limits)
+        for ask in asks:
+            args.extend((ask.count, len(ask.buckets), *(index[key] for key, _ in ask.buckets)))
         try:
-            flat = await self._script(keys=keys, args=args)
+            flat = await self._script(keys=[self._prefix + key for key in index], args=args)
         except (RedisError, OSError) as exc:
             raise RateLimiterError(f"rate limiter unavailable: {exc}") from exc
         return [Grant(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]

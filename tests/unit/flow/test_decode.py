@@ -11,8 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.errors import InvalidPayloadError, PayloadTooDeepError, PayloadTooLargeError
-from worker.flow.decode import DecodeStage, exceeds_depth
+from worker.errors import (
+    ArrayTooLongError,
+    InvalidPayloadError,
+    PayloadTooDeepError,
+    PayloadTooLargeError,
+    StringTooLongError,
+)
+from worker.flow.decode import DecodeStage, exceeds_depth, find_too_long
 from worker.flow.records import InboundRecord, Work
 from worker.settings import LimitsSettings
 
@@ -196,3 +202,60 @@ class TestDecodeStage:
         assert done.error is None
         assert done.payload is None
         assert fresh.payload == {"a": 1}
+
+
+class TestStringAndArrayLimits:
+    def test_a_string_over_the_limit_is_named_by_its_path(self, make_record: MakeRecord) -> None:
+        value = orjson.dumps({"params": {"items": ["ok", "x" * 101]}})
+        work = decode(value, make_record, max_string_length=100)
+        assert isinstance(work.error, StringTooLongError)
+        assert work.error.code == "string_too_long"
+        assert work.error.details == {"path": "params.items[1]", "length": 101, "limit": 100}
+        assert work.dead_letter is True
+
+    def test_a_long_key_counts_as_a_string(self, make_record: MakeRecord) -> None:
+        work = decode(orjson.dumps({"k" * 50: 1}), make_record, max_string_length=40)
+        assert isinstance(work.error, StringTooLongError)
+
+    def test_an_array_over_the_limit_is_named_by_its_path(self, make_record: MakeRecord) -> None:
+        value = orjson.dumps({"params": {"list": list(range(11))}})
+        work = decode(value, make_record, max_array_length=10)
+        assert isinstance(work.error, ArrayTooLongError)
+        assert work.error.code == "array_too_long"
+        assert work.error.details["path"] == "params.list"
+
+    def test_exactly_at_the_limits_passes(self, make_record: MakeRecord) -> None:
+        value = orjson.dumps({"s": "x" * 100, "a": list(range(10))})
+        work = decode(value, make_record, max_string_length=100, max_array_length=10)
+        assert work.error is None
+        assert work.payload is not None
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        value=st.recursive(
+            st.text(max_size=30) | st.integers(),
+            lambda children: (
+                st.lists(children, max_size=12)
+                | st.dictionaries(st.text(max_size=8), children, max_size=4)
+            ),
+            max_leaves=40,
+        )
+    )
+    def test_agrees_with_a_recursive_check(self, value: Any) -> None:
+        def longest(item: Any) -> tuple[int, int]:
+            if isinstance(item, str):
+                return len(item), 0
+            if isinstance(item, list):
+                parts = [longest(child) for child in item]
+                return max((p[0] for p in parts), default=0), max(
+                    [len(item), *(p[1] for p in parts)]
+                )
+            if isinstance(item, dict):
+                parts = [longest(child) for child in item.values()]
+                keys = max((len(key) for key in item), default=0)
+                return max([keys, *(p[0] for p in parts)]), max((p[1] for p in parts), default=0)
+            return 0, 0
+
+        strings, arrays = longest(value)
+        found = find_too_long(value, 20, 8)
+        assert (found is not None) == (strings > 20 or arrays > 8)

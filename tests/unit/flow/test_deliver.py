@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,6 +17,8 @@ from worker.flow.output import REQUEST_COLUMNS, OutboundMessage, PartitionRows
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
 from worker.loadgen import SampleRequest, workload
+from worker.operations.registry import OperationRegistry
+from worker.operations.text_stats import TextStatsOperation
 from worker.publish.memory import MemoryPublisher
 from worker.sinks.memory import MemorySink
 
@@ -203,3 +206,82 @@ async def test_after_a_publish_retry_each_response_matches_its_stored_row(
     }
     assert stored == {"req-00001": "ok", "req-00002": "ok"}
     assert answered == stored, "the published answers contradict the stored rows"
+
+
+class OperationThatAlwaysFails(TextStatsOperation):
+    """An operation whose backend is down for good."""
+
+    async def handle(self, tenant_params: Sequence[tuple[str, Any]]) -> Sequence[Any]:
+        raise ConnectionError("backend down")
+
+
+class BuggyStage:
+    name = "buggy"
+
+    async def __call__(self, batch: Sequence[Any]) -> None:
+        raise KeyError("a bug")
+
+
+@pytest.mark.asyncio
+async def test_past_the_retry_budget_a_server_error_dead_letters_the_batch_unanswered(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    pipeline = make_pipeline(OperationRegistry([OperationThatAlwaysFails()]))
+    sink, publisher = MemorySink(), MemoryPublisher()
+    handler = BatchHandler(pipeline, sink, publisher, backoff_max_s=0.01, retry_budget_s=0.2)
+    payloads = [
+        make_envelope(operation="text.stats", params={"text": "secret words"}) for _ in range(3)
+    ]
+    records = [make_record(p) for p in payloads]
+
+    await handler.handle(records)
+
+    assert handler.retries >= 2, "retried with backoff first"
+    assert publisher.topics["responses"] == [], "never answered as if the client were wrong"
+    dead = publisher.topics["dead"]
+    assert len(dead) == len(records)
+    for letter, record in zip(dead, records, strict=True):
+        headers = dict(letter.headers)
+        assert headers["dlq-reason"] == b"service_failed"
+        assert int(headers["dlq-source-offset"]) == record.offset
+        assert b"secret words" not in letter.value, "sensitive params are redacted"
+        assert headers["dlq-redacted"] == b"params.text"
+    status = REQUEST_COLUMNS.index("status")
+    error_code = REQUEST_COLUMNS.index("error_code")
+    assert [(row[status], row[error_code]) for row in sink.rows] == [
+        ("dead_letter", "service_failed")
+    ] * 3
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_exception_is_a_system_failure_then_a_dead_letter(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.stages = (*pipeline.stages, BuggyStage())
+    publisher = MemoryPublisher()
+    handler = BatchHandler(
+        pipeline, MemorySink(), publisher, backoff_max_s=0.01, retry_budget_s=0.1
+    )
+    await handler.handle([make_record(make_envelope())])
+    [letter] = publisher.topics["dead"]
+    assert dict(letter.headers)["dlq-reason"] == b"system_failed"
+
+
+@pytest.mark.asyncio
+async def test_a_database_that_never_confirms_dead_letters_without_rows(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    class HangingSink(MemorySink):
+        async def write(self, slices: Sequence[PartitionRows]) -> None:
+            await asyncio.sleep(3600)  # as ClickHouseSink does while it retries inside
+
+    publisher = MemoryPublisher()
+    handler = BatchHandler(
+        make_pipeline(), HangingSink(), publisher, backoff_max_s=0.01, retry_budget_s=0.2
+    )
+    output = await handler.handle([make_record(make_envelope())])
+    [letter] = publisher.topics["dead"]
+    assert dict(letter.headers)["dlq-reason"] == b"database_unavailable"
+    assert output.rows == []
+    assert publisher.topics["responses"] == []

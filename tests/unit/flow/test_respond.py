@@ -15,6 +15,7 @@ from worker.contracts import ResponseEnvelope
 from worker.flow.output import REQUEST_COLUMNS, BatchOutput, OutboundMessage
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
+from worker.settings import KafkaSettings
 
 MakeEnvelope = Callable[..., dict[str, Any]]
 MakeRecord = Callable[..., InboundRecord]
@@ -52,6 +53,7 @@ class TestOkResponses:
             "status": b"ok",
             "request-id": b"q-1",
             "correlation-id": b"c-9",
+            "routed-to": b"responses",
         }
         response = envelope(message)
         assert response.status == "ok"
@@ -280,3 +282,56 @@ class TestDeadLetters:
         assert statuses == ["ok", "error"]
         assert envelope(output.responses[1]).error.code == "not_found"  # type: ignore[union-attr]
         assert output.dead_letters == []
+
+
+class TestRouting:
+    def test_reply_to_is_used_only_when_allowlisted(
+        self,
+        make_pipeline: MakePipeline,
+        make_envelope: MakeEnvelope,
+        make_record: MakeRecord,
+    ) -> None:
+        pipeline = make_pipeline(kafka=KafkaSettings(reply_to_allowlist="replies.a, replies.b"))
+        allowed = make_record(make_envelope(reply_to="replies.b"))
+        refused = make_record(make_envelope(reply_to="elsewhere"))
+        first, second = run(pipeline, [allowed, refused]).responses
+        assert first.topic == "replies.b"
+        assert dict(first.headers)["routed-to"] == b"replies.b"
+        assert second.topic == "responses"
+        assert dict(second.headers)["reply-to-refused"] == b"elsewhere"
+        assert dict(second.headers)["routed-to"] == b"responses"
+
+
+class TestSensitiveFields:
+    def test_a_dead_letter_redacts_sensitive_params_and_says_so(
+        self, make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+    ) -> None:
+        payload = make_envelope(operation="text.stats", params={"text": "my diary", "top": "3"})
+        [letter] = run(make_pipeline(), [make_record(payload)]).dead_letters
+        headers = dict(letter.headers)
+        assert headers["dlq-reason"] == b"validation_failed"
+        assert headers["dlq-redacted"] == b"params.text"
+        body = orjson.loads(letter.value)
+        assert body["params"] == {"text": "[redacted]", "top": "3"}
+        assert b"my diary" not in letter.value
+
+    def test_unparseable_bytes_are_kept_as_they_came(
+        self, make_pipeline: MakePipeline, make_record: MakeRecord
+    ) -> None:
+        [letter] = run(make_pipeline(), [make_record(b'{"text": "my diary"')]).dead_letters
+        assert letter.value == b'{"text": "my diary"'
+        assert dict(letter.headers)["dlq-redacted"] == b""
+
+    def test_logs_never_carry_sensitive_params(
+        self,
+        make_pipeline: MakePipeline,
+        make_envelope: MakeEnvelope,
+        make_record: MakeRecord,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level("DEBUG")
+        payload = make_envelope(operation="text.stats", params={"text": "my diary", "top": 99})
+        run(make_pipeline(), [make_record(payload)])
+        assert "answered validation_failed" in caplog.text
+        assert "[redacted]" in caplog.text
+        assert "my diary" not in caplog.text

@@ -214,3 +214,24 @@ class TestMutatedEnvelopes:
             if path.startswith("params."):
                 # Params are only checked once the envelope (and so the operation) is valid.
                 assert work.request is not None
+
+
+class TestWrongTypeIsNamedExactly:
+    @settings(
+        max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        field=st.sampled_from(["sku", "quantity", "currency"]),
+        value=st.none()
+        | st.booleans()
+        | st.lists(st.integers(-1000, 1000), max_size=2)
+        | st.floats(allow_nan=False, allow_infinity=False),
+    )
+    def test_a_params_field_of_the_wrong_type_fails_at_exactly_its_path(
+        self, make_envelope: MakeEnvelope, make_work: MakeWork, field: str, value: Any
+    ) -> None:
+        params = {"sku": "SKU-1", "quantity": 2, "currency": "EUR", field: value}
+        work = validate(make_work(make_envelope(params=params)))
+        error = failure(work)
+        assert {str(item["path"]) for item in error.errors} == {f"params.{field}"}
+        assert work.dead_letter is True

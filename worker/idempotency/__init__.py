@@ -1,0 +1,1 @@
+"""Replay protection: the answers already given, by tenant and request id, in Redis or memory."""
