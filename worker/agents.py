@@ -49,12 +49,16 @@ def register_agents(worker: WorkerApp) -> None:
     handler = worker.handler
 
     async def requests_loop() -> None:
-        ack = app.consumer.ack
+        consumer = app.consumer
+        ack = consumer.ack
         while True:
             messages = await feed.get()
             # Fetches that queued up meanwhile join the batch, up to its size.
             while feed.qsize() and len(messages) < batch_max:
                 messages.extend(feed.queue.get_nowait())
+            messages = consumer.take_current(messages)
+            if not messages:
+                continue
             await handler.handle([to_record(message) for message in messages])
             # Only now, with rows stored and responses confirmed, may Faust commit.
             for message in messages:

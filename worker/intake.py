@@ -108,6 +108,25 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
 
 
+    def take_current(self, messages: list[Any]) -> list[Any]:
+        """The messages of the current consumer generation; forget the others.
+
+        A rebalance can hand back records fetched under the previous assignment.
+        Faust's streams skip such messages; so does the worker: processing them
+        would duplicate work that the partition's new owner does from the committed
+        offset. They are not acknowledged (the partition may still be ours, and the
+        seek to committed offsets reads them again) and no longer tracked, so that
+        the next rebalance does not wait for them.
+        """
+        generation = self.app.consumer_generation_id
+        current = [m for m in messages if m.generation_id == generation]
+        if len(current) != len(messages):
+            for message in messages:
+                if message.generation_id != generation:
+                    self._unacked_messages.discard(message)
+        return current
+
+
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
