@@ -11,6 +11,7 @@ from worker.settings import (
     KafkaSettings,
     LimitsSettings,
     RedisSettings,
+    SecuritySettings,
     Settings,
     WorkerSettings,
     is_loopback,
@@ -58,6 +59,7 @@ def test_settings_built_without_the_endpoint_get_its_defaults() -> None:
         clickhouse=ClickHouseSettings(url=None),
         redis=RedisSettings(),
         limits=LimitsSettings(),
+        security=SecuritySettings(),
         worker=WorkerSettings(),
     )
     assert settings.clickhouse_http == ClickHouseHttpSettings.model_construct()
