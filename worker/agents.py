@@ -43,14 +43,23 @@ def register_agents(worker: WorkerApp) -> None:
         allow_empty=True,
     )
     handler = worker.handler
+    faults = worker.faults
 
     async def requests_agent(stream: Any) -> None:
         # noack_take hands over whole batches and leaves acknowledging to us:
         # take() would ack in a `finally`, even for a batch whose rows never landed.
+        # While handle() waits for ClickHouse or the broker, no batch is taken:
+        # noack_take stops draining the stream, its buffer fills, and Faust stops
+        # fetching the partitions (stream_buffer_maxsize), so memory stays bounded.
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_linger_s):
             await handler.handle([to_record(event) for event in events])
             for event in events:
                 await stream.ack(event)
+            # Acknowledged, not committed: Faust commits acked offsets from its own
+            # task (every broker_commit_interval, or broker_commit_every acks),
+            # which cannot run before this line since nothing above yields once
+            # the acks started.
+            faults.reached("after_ack")
 
     app.agent(requests_topic, name="requests", concurrency=1)(requests_agent)
 

@@ -9,6 +9,7 @@ import faust
 
 from worker.agents import register_agents
 from worker.clickhouse.client import connect
+from worker.faults import FaultInjector
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
 from worker.flow.pipeline import Pipeline
@@ -75,6 +76,7 @@ class WorkerApp:
     handler: BatchHandler
     sink: ClickHouseSink
     limiter: RedisRateLimiter
+    faults: FaultInjector
 
 
 def build_app(settings: Settings, registry: OperationRegistry | None = None) -> WorkerApp:
@@ -104,13 +106,17 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         broker_heartbeat_interval=min(3.0, settings.kafka.session_timeout_s / 5),
         producer_linger_ms=5,
         producer_acks=-1,
-        stream_buffer_maxsize=max(4096, settings.worker.batch_max * 2),
+        # Backpressure: past this many events ahead of the agent, Faust stops fetching.
+        stream_buffer_maxsize=settings.worker.stream_buffer,
         web_enabled=True,
         web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
         web_host=settings.worker.web_host,
     )
-    sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.clickhouse.database)
+    faults = FaultInjector(settings.faults)
+    sink = ClickHouseSink(
+        settings.clickhouse, faults.clickhouse(lambda: connect(settings.clickhouse))
+    )
     limiter = RedisRateLimiter(
         settings.redis, settings.limits.rate_per_second, settings.limits.rate_burst
     )
@@ -118,7 +124,8 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         build_pipeline(settings, topics, registry or default_registry(), limiter=limiter),
         sink,
         KafkaPublisher(app.producer),
+        faults=faults,
     )
-    worker_app = WorkerApp(settings, topology, topics, app, handler, sink, limiter)
+    worker_app = WorkerApp(settings, topology, topics, app, handler, sink, limiter, faults)
     register_agents(worker_app)
     return worker_app

@@ -15,6 +15,7 @@ are retried with backoff by the stage that owns the external system.
     ├── ServerError                  (retriable)
     │   ├── ServiceError             service_failed
     │   ├── DatabaseError            database_unavailable
+    │   │   └── DatabaseOverloadedError database_overloaded carries the ClickHouse code
     │   ├── RateLimiterError         rate_limiter_unavailable
     │   └── PublishError             publish_failed
     └── ConfigurationError           configuration_invalid (start-up only)
@@ -134,7 +135,29 @@ class ServiceError(ServerError):
 
 
 class DatabaseError(ServerError):
+    """ClickHouse could not be reached or refused a statement; the insert is retried."""
+
     code = "database_unavailable"
+
+
+class DatabaseOverloadedError(DatabaseError):
+    """ClickHouse refused an insert because it is overloaded (too many parts, memory, ...).
+
+    The sink pauses between inserts while this repeats, and ``shrink`` tells it
+    to make later inserts smaller. Operator action: if it persists, look at the
+    server's merges (``system.merges``) and insert rate.
+    """
+
+    code = "database_overloaded"
+
+    def __init__(self, clickhouse_code: int, name: str, message: str, *, shrink: bool) -> None:
+        super().__init__(
+            f"ClickHouse is overloaded ({name}): {message}",
+            details={"clickhouse_code": clickhouse_code, "name": name},
+        )
+        self.clickhouse_code = clickhouse_code
+        self.name = name
+        self.shrink = shrink
 
 
 class RateLimiterError(ServerError):

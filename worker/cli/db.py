@@ -1,4 +1,4 @@
-"""``worker db``: ClickHouse schema migrations and read-only queries."""
+"""``worker db``: ClickHouse schema migrations and read-only queries for analysts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 import orjson
 
 from worker.clickhouse.client import connect
+from worker.clickhouse.migrate import Retention
 from worker.clickhouse.migrate import migrate as apply_migrations
 from worker.settings import load_settings
 
@@ -24,11 +25,13 @@ def db() -> None:
 
 @db.command()
 def migrate() -> None:
-    """Apply the schema migrations the database lacks (idempotent)."""
+    """Apply the schema migrations the database lacks, and the retention settings (idempotent)."""
     settings = load_settings()
     client = connect(settings.clickhouse)
     try:
-        applied = apply_migrations(client, settings.clickhouse.database)
+        applied = apply_migrations(
+            client, settings.clickhouse.database, Retention.from_settings(settings.clickhouse)
+        )
     finally:
         client.close()
     click.echo(f"applied {applied}" if applied else "schema is up to date")
@@ -55,16 +58,59 @@ def print_result(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
         Console().print(table)
 
 
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``name=value`` pairs as query parameters, bound to ``{name:Type}`` in the SQL."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise click.BadParameter(f"{pair!r} is not name=value", param_hint="--param")
+        params[name] = value
+    return params
+
+
 @db.command()
-@click.argument("sql")
+@click.argument("sql", required=False)
+@click.option(
+    "--file",
+    "-f",
+    "sql_file",
+    type=click.File("r"),
+    help="Read the SQL from this file ('-' for standard input) instead of the argument.",
+)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A query parameter, used in the SQL as {NAME:Type} (repeatable).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-def query(sql: str, fmt: str) -> None:
-    """Run read-only SQL (readonly=1: nothing can be written) and print the result."""
+def query(sql: str | None, sql_file: Any, params: tuple[str, ...], fmt: str) -> None:
+    """Run read-only SQL (readonly=1: nothing can be written) and print the result.
+
+    Tables are those of CLICKHOUSE_DATABASE (requests, dead_letters,
+    usage_per_minute, errors_per_minute); docs/analytics.md has example queries.
+    Values go in as parameters, never pasted into the SQL:
+
+        worker db query -p tenant=acme \\
+          "SELECT count() FROM requests WHERE tenant = {tenant:String}"
+    """
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    if (sql is None) == (sql_file is None):
+        raise click.UsageError("give the SQL either as the argument or with --file")
+    text = sql if sql is not None else sql_file.read()
+    bound = parse_params(params)
     settings = load_settings()
     client = connect(settings.clickhouse)
     try:
         client.database = settings.clickhouse.database
-        result = client.query(sql, settings={"readonly": 1})
+        # readonly=1 cannot be lifted by the query itself (SETTINGS or SET are refused).
+        result = client.query(text, parameters=bound or None, settings={"readonly": 1})
+    except ClickHouseError as exc:
+        raise click.ClickException(f"query refused: {str(exc).strip()}") from exc
     finally:
         client.close()
     print_result(list(result.column_names), list(result.result_rows), fmt)

@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from worker.errors import ServerError
+from worker.faults import FaultInjector
 from worker.flow.output import BatchOutput
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
 from worker.publish.base import Publisher
+from worker.settings import FaultSettings
 from worker.sinks.base import RowSink
 
 log = logging.getLogger(__name__)
@@ -42,21 +44,26 @@ class BatchHandler:
         publisher: Publisher,
         *,
         backoff_max_s: float = 5.0,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.publisher = publisher
         self._backoff_max_s = backoff_max_s
+        self._faults = faults or FaultInjector(FaultSettings.model_construct())
         self.retries = 0
 
     async def handle(self, records: Sequence[InboundRecord]) -> BatchOutput:
         """Process, persist and publish ``records``."""
         output = await self._retrying("process", lambda: self.pipeline.run(records))
+        self._faults.reached("before_insert")
         # Persist and publish retry on their own, with the output computed once:
         # running the pipeline again would charge rate limits twice and could
         # answer differently from the rows already stored.
         await self._retrying("persist", lambda: self.sink.write(output.rows))
+        self._faults.reached("after_insert")
         await self._retrying("publish", lambda: self.publisher.publish(output.messages))
+        self._faults.reached("after_publish")
         return output
 
     async def _retrying(self, step: str, attempt: Callable[[], Awaitable[T]]) -> T:

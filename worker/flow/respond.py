@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from worker import __version__
-from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows, RequestRow
+from worker.flow.output import (
+    DEAD_LETTER_PAYLOAD_MAX,
+    BatchOutput,
+    DeadLetterRow,
+    OutboundMessage,
+    PartitionRows,
+    RequestRow,
+)
 from worker.flow.records import Work
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -27,6 +34,27 @@ def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _dead_letter_row(work: Work, row: RequestRow) -> DeadLetterRow:
+    """The ``dead_letters`` row of a rejected record; ids are those its ``requests`` row claims."""
+    record = work.record
+    error = work.error
+    value = record.value or b""
+    return (
+        _utc(work.received_at),
+        error.code if error is not None else "unknown",
+        error.message[:1024] if error is not None else "",
+        row[0] if not row[0].startswith("@") else "",
+        row[1],
+        row[2],
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key or b"",
+        value[:DEAD_LETTER_PAYLOAD_MAX],
+        len(value),
+    )
 
 
 class Responder:
@@ -46,8 +74,6 @@ class Responder:
             work.processed_at = now
             response, row = self._respond(work)
             output.responses.append(response)
-            if work.dead_letter:
-                output.dead_letters.append(self._dead_letter(work))
             record = work.record
             slot = by_partition.get((record.topic, record.partition))
             if slot is None:
@@ -56,6 +82,9 @@ class Responder:
                 )
                 output.rows.append(slot)
             slot.add(row, record.offset)
+            if work.dead_letter:
+                output.dead_letters.append(self._dead_letter(work))
+                slot.add_dead_letter(_dead_letter_row(work, row), record.offset)
         return output
 
     def _respond(self, work: Work) -> tuple[OutboundMessage, RequestRow]:
