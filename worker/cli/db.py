@@ -114,3 +114,38 @@ def query(sql: str | None, sql_file: Any, params: tuple[str, ...], fmt: str) -> 
     finally:
         client.close()
     print_result(list(result.column_names), list(result.result_rows), fmt)
+
+
+def _print_statements(statements: list[str]) -> None:
+    click.echo("\n\n".join(f"{statement};" for statement in statements))
+
+
+@db.command("cluster-sql")
+@click.option("--cluster", required=True, help="The cluster name of the servers' remote_servers.")
+def cluster_sql(cluster: str) -> None:
+    """Print the schema for a ClickHouse cluster: Replicated and Distributed tables, ON CLUSTER.
+
+    The same versions as the single-server migrations, recorded in the same
+    schema_migrations table; run the output once with clickhouse-client
+    --multiquery as an administrator, then run workers with
+    CLICKHOUSE_MIGRATE_ON_START=false. See worker/clickhouse/cluster/README.md.
+    """
+    from worker.clickhouse.templates import cluster_sql as render
+
+    settings = load_settings().clickhouse
+    _print_statements(render(settings.database, cluster, Retention.from_settings(settings)))
+
+
+@db.command("grants-sql")
+@click.option(
+    "--tenant", "tenants", multiple=True, help="Add a row-policy role for this tenant (repeatable)."
+)
+def grants_sql(tenants: tuple[str, ...]) -> None:
+    """Print least-privilege roles: a writer that only inserts, read-only analysts per tenant.
+
+    Review, create the users, and run the output as an administrator of a
+    ClickHouse server (docs/analytics.md, "Access for production").
+    """
+    from worker.clickhouse.templates import grants_sql as render
+
+    _print_statements(render(load_settings().clickhouse.database, list(tenants)))

@@ -33,12 +33,20 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, database: str) -> list[str]:
-        """The migration's statements with the database name filled in."""
+    def statements(self, database: str, **values: str) -> list[str]:
+        """The statements, with ``{database}`` and each ``{name}`` of ``values`` filled in."""
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
-        return [s.strip().replace("{database}", database) for s in body.split(";") if s.strip()]
+        filled = {"database": database, **values}
+        statements = []
+        for statement in body.split(";"):
+            text = statement.strip()
+            for name, value in filled.items():
+                text = text.replace(f"{{{name}}}", value)
+            if text:
+                statements.append(text)
+        return statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +75,14 @@ class Retention:
         }
 
 
-def load_migrations() -> list[Migration]:
-    """Every migration shipped in ``worker/clickhouse/migrations``, by version."""
+def load_migrations(directory: str = "migrations") -> list[Migration]:
+    """Every migration shipped in ``worker/clickhouse/<directory>``, by version.
+
+    ``migrations`` is the single-server (and chDB) schema; ``cluster`` the same
+    versions for a cluster, rendered by ``worker db cluster-sql``.
+    """
     found = []
-    for entry in resources.files("worker.clickhouse").joinpath("migrations").iterdir():
+    for entry in resources.files("worker.clickhouse").joinpath(directory).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
