@@ -111,6 +111,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         web_enabled=True,
         web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
+        web_stats_enabled=settings.worker.web_stats,
         web_host=settings.worker.web_host,
     )
     faults = FaultInjector(settings.faults)

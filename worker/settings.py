@@ -162,6 +162,11 @@ class WorkerSettings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    web_stats: bool = Field(
+        default=False,
+        description="Serve Faust's monitor statistics (read and committed offsets per "
+        "partition, ...) as JSON at / on the web server, for debugging.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     create_topics: bool = Field(
         default=False, description="Create missing declared topics at start-up instead of failing."

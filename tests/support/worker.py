@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,33 @@ class WorkerStack:
         self.process.kill()
         self.process.wait(timeout=30)
         self._close_log()
+
+    def wait_exit(self, timeout_s: float) -> int:
+        """Wait for the process to end by itself (a fault point); return its exit status."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            self._close_log()
+
+    def rss_bytes(self) -> int:
+        """The worker process's resident memory, from /proc."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
+    def monitor(self) -> dict[str, Any]:
+        """Faust's monitor statistics from the worker's web server (needs WORKER_WEB_STATS)."""
+        url = f"http://127.0.0.1:{self.web_port}/"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats = orjson.loads(response.read())
+        for sensor in stats.values():
+            if isinstance(sensor, dict) and "topic_read_offsets" in sensor:
+                return sensor
+        raise AssertionError(f"no monitor in the worker's stats: {stats}")
 
     def logs(self) -> str:
         return "\n".join(
