@@ -146,16 +146,21 @@ class WorkerStack:
             path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("*.log"))
         )
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        """Run read-only SQL through ``worker db query`` (chDB is one process at a time)."""
+    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """Run ``worker ARGS`` with this stack's environment (chDB: only while stopped)."""
         assert not self.alive(), "stop the worker before opening its chDB directory"
-        done = subprocess.run(
-            [sys.executable, "-m", "worker", "db", "query", sql, "--format", "json"],
+        return subprocess.run(
+            [sys.executable, "-m", "worker", *args],
             env=self.env,
             cwd=REPO,
             capture_output=True,
             check=False,
             timeout=120,
         )
+
+    def query(self, sql: str, **params: str) -> list[dict[str, Any]]:
+        """Run read-only SQL through ``worker db query`` (chDB is one process at a time)."""
+        bound = [arg for name, value in params.items() for arg in ("-p", f"{name}={value}")]
+        done = self.cli("db", "query", sql, "--format", "json", *bound)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         return [orjson.loads(line) for line in done.stdout.splitlines() if line.strip()]
