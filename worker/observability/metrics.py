@@ -2,7 +2,8 @@
 
 Names follow Prometheus conventions: a ``worker_clickhouse_`` prefix, base units
 in the name (``_seconds``, ``_rows``), ``_total`` on counters. The ``table``
-label is the ClickHouse table written (``requests`` or ``dead_letters``).
+label is the ClickHouse table written (``requests`` or ``dead_letters``); a
+retry is of a whole chunk (both tables), so retries carry only a ``reason``.
 
 What to watch, as an operator:
 
@@ -40,8 +41,8 @@ INSERTED_ROWS = Counter(
 )
 RETRIES = Counter(
     "worker_clickhouse_retries_total",
-    "Failed inserts that are retried, by reason (unavailable, overloaded).",
-    ["table", "reason"],
+    "Failed insert attempts of a chunk, each retried, by reason (unavailable, overloaded).",
+    ["reason"],
 )
 DEDUPLICATED_INSERTS = Counter(
     "worker_clickhouse_deduplicated_inserts_total",

@@ -152,7 +152,7 @@ class ClickHouseSink:
     ) -> None:
         self.retries += 1
         overloaded = isinstance(error, DatabaseOverloadedError)
-        metrics.RETRIES.labels(REQUESTS_TABLE, "overloaded" if overloaded else "unavailable").inc()
+        metrics.RETRIES.labels("overloaded" if overloaded else "unavailable").inc()
         metrics.PAUSE_SECONDS.set(self.pacer.pause_s)
         metrics.INSERT_MAX_ROWS.set(self.pacer.max_rows)
         log.warning(
