@@ -1,8 +1,9 @@
-"""ClickHouse down for 5 s and for 60 s under load: the worker pauses, resumes, loses nothing.
+"""ClickHouse failing for 5 s and for 60 s under load: the worker pauses, resumes, loses nothing.
 
 A worker process on the real broker and chDB, with the ClickHouse client wrapped
 by the fault hook (``WORKER_FAULT_CLICKHOUSE_DOWN_FILE``): every call fails while
-the file exists. Requests keep arriving during the outage. While it lasts:
+the file exists, as unreachable or, in one run, answering TOO_MANY_PARTS.
+Requests keep arriving during the outage. While it lasts:
 nothing is answered, the group commits nothing, the lag grows by everything
 produced, Faust stops fetching once its small buffer is full, and the process's
 memory stays flat. Afterwards every request has its response and exactly one
@@ -56,9 +57,13 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, alive: Callable[[]
         time.sleep(0.5)
 
 
-@pytest.mark.parametrize("outage_s", [5, 60])
+@pytest.mark.parametrize(
+    ("failure", "outage_s"),
+    [("unreachable", 5), ("unreachable", 60), ("too_many_parts", 5)],
+    ids=["down-5s", "down-60s", "too-many-parts-5s"],
+)
 def test_clickhouse_down_pauses_consumption_with_bounded_memory_and_loses_nothing(
-    worker_stack: Callable[..., WorkerStack], tmp_path: Path, outage_s: int
+    worker_stack: Callable[..., WorkerStack], tmp_path: Path, failure: str, outage_s: int
 ) -> None:
     flag = tmp_path / "clickhouse-down"
     stack = worker_stack(
@@ -84,7 +89,9 @@ def test_clickhouse_down_pauses_consumption_with_bounded_memory_and_loses_nothin
     wait_for(lambda: positions().lag == 0, 60, stack.alive)
     rss_before = stack.rss_bytes()
 
-    flag.touch()
+    # The file's content picks the failure (see worker/faults.py): empty for an
+    # unreachable server, or an overload error ClickHouse answers with.
+    flag.write_text("" if failure == "unreachable" else failure)
     started = time.monotonic()
     produce(stack.bootstrap, topics.requests, during)
     samples: list[Sample] = []
@@ -119,6 +126,8 @@ def test_clickhouse_down_pauses_consumption_with_bounded_memory_and_loses_nothin
     growth = max(s.rss for s in samples) - rss_before
     assert growth < 64 * MiB, f"memory grew by {growth / MiB:.1f} MiB during the outage"
     assert "failed (attempt" in logs, "the fault hook never failed an insert"
+    if failure == "too_many_parts":
+        assert "ClickHouse is overloaded (TOO_MANY_PARTS)" in logs
     assert "consuming again" in logs
 
     assert wanted <= {r.key for r in received}, "every request answered"
