@@ -47,22 +47,31 @@ def register_agents(worker: WorkerApp) -> None:
         )
     )
     handler = worker.handler
+    faults = worker.faults
 
     async def requests_loop() -> None:
         consumer = app.consumer
         ack = consumer.ack
         while True:
-            messages = await feed.get()
-            # Fetches that queued up meanwhile join the batch, up to its size.
-            while feed.qsize() and len(messages) < batch_max:
-                messages.extend(feed.queue.get_nowait())
-            messages = consumer.take_current(messages)
-            if not messages:
-                continue
-            await handler.handle([to_record(message) for message in messages])
-            # Only now, with rows stored and responses confirmed, may Faust commit.
-            for message in messages:
-                ack(message)
+            fetched = await feed.get()
+            # Fetches that queued up meanwhile join in, up to a batch's size.
+            while feed.qsize() and len(fetched) < batch_max:
+                fetched.extend(feed.queue.get_nowait())
+            # One fetch may hold more than WORKER_BATCH_MAX records: batches keep
+            # their size, so inserts, publishes and fault points stay per batch.
+            for start in range(0, len(fetched), batch_max):
+                messages = consumer.take_current(fetched[start : start + batch_max])
+                if not messages:
+                    continue
+                await handler.handle([to_record(message) for message in messages])
+                # Only now, with rows stored and responses confirmed, may Faust commit.
+                for message in messages:
+                    ack(message)
+                # Acknowledged, not committed: Faust commits acked offsets from its
+                # own task (every broker_commit_interval, or broker_commit_every
+                # acks), which cannot run before this line since nothing above
+                # yields once the acks started.
+                faults.reached("after_ack")
 
     app.task(requests_loop)
 

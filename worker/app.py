@@ -17,6 +17,7 @@ from worker.clickhouse.client import connect
 from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
 from worker.clickhouse.endpoint.service import ClickHouseEndpoint
 from worker.errors import ConfigurationError
+from worker.faults import FaultInjector
 from worker.flow.authenticate import AuthenticateStage
 from worker.flow.authorize import AuthorizeStage
 from worker.flow.decode import DecodeStage
@@ -143,6 +144,7 @@ class WorkerApp:
     handler: BatchHandler
     sink: ClickHouseSink
     limiter: RedisRateLimiter
+    faults: FaultInjector
     # The read-only ClickHouse HTTP endpoint; embedded chDB only.
     endpoint: ClickHouseEndpoint | None = None
 
@@ -175,13 +177,21 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         broker_heartbeat_interval=min(3.0, settings.kafka.session_timeout_s / 5),
         producer_linger_ms=5,
         producer_acks=-1,
-        stream_buffer_maxsize=max(4096, settings.worker.batch_max * 2),
+        # Backpressure: past this many events ahead of the agent, Faust stops fetching.
+        # Fetches no larger than a batch: the batch loop holds one batch and the
+        # feed two fetches, so at most three batches of records are in memory.
+        broker_max_poll_records=settings.worker.batch_max,
+        stream_buffer_maxsize=settings.worker.stream_buffer,
         web_enabled=True,
         web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
+        web_stats_enabled=settings.worker.web_stats,
         web_host=settings.worker.web_host,
     )
-    sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.clickhouse.database)
+    faults = FaultInjector(settings.faults)
+    sink = ClickHouseSink(
+        settings.clickhouse, faults.clickhouse(lambda: connect(settings.clickhouse))
+    )
     limiter = RedisRateLimiter(settings.redis)
     handler = BatchHandler(
         build_pipeline(
@@ -195,9 +205,10 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         sink,
         KafkaPublisher(app.producer),
         retry_budget_s=settings.worker.retry_budget_s,
+        faults=faults,
     )
     worker_app = WorkerApp(
-        settings, topology, topics, app, handler, sink, limiter, build_endpoint(settings)
+        settings, topology, topics, app, handler, sink, limiter, faults, build_endpoint(settings)
     )
     if worker_app.endpoint is not None:
         app.add_dependency(worker_app.endpoint)

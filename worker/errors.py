@@ -20,6 +20,7 @@ are retried with backoff by the stage that owns the external system.
     ├── ServerError                  (retried, then dead-lettered with the code)
     │   ├── ServiceError             service_failed
     │   ├── DatabaseError            database_unavailable
+    │   │   └── DatabaseOverloadedError database_overloaded carries the ClickHouse code
     │   ├── CacheError               cache_unavailable    credentials / idempotency store
     │   ├── RateLimiterError         rate_limiter_unavailable
     │   ├── SystemFailureError       system_failed        an unexpected exception (a bug)
@@ -190,6 +191,8 @@ class ServiceError(ServerError):
 
 
 class DatabaseError(ServerError):
+    """ClickHouse could not be reached or refused a statement; the insert is retried."""
+
     code = "database_unavailable"
 
 
@@ -197,6 +200,26 @@ class CacheError(ServerError):
     """Redis, as the credential or idempotency store, could not be reached."""
 
     code = "cache_unavailable"
+
+
+class DatabaseOverloadedError(DatabaseError):
+    """ClickHouse refused an insert because it is overloaded (too many parts, memory, ...).
+
+    The sink pauses between inserts while this repeats, and ``shrink`` tells it
+    to make later inserts smaller. Operator action: if it persists, look at the
+    server's merges (``system.merges``) and insert rate.
+    """
+
+    code = "database_overloaded"
+
+    def __init__(self, clickhouse_code: int, name: str, message: str, *, shrink: bool) -> None:
+        super().__init__(
+            f"ClickHouse is overloaded ({name}): {message}",
+            details={"clickhouse_code": clickhouse_code, "name": name},
+        )
+        self.clickhouse_code = clickhouse_code
+        self.name = name
+        self.shrink = shrink
 
 
 class RateLimiterError(ServerError):

@@ -107,7 +107,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
-
     def take_current(self, messages: list[Any]) -> list[Any]:
         """The messages of the current consumer generation; forget the others.
 

@@ -1,8 +1,8 @@
 """Frozen settings, one model per external system.
 
 Every model reads its own environment prefix (``KAFKA_``, ``CLICKHOUSE_``,
-``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``SECURITY_``, ``WORKER_``).
-:func:`load_settings` builds them once at
+``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``SECURITY_``, ``WORKER_``, and
+``WORKER_FAULT_`` for fault injection in tests). :func:`load_settings` builds them once at
 start-up; everything else receives them as arguments and never reads the
 environment itself.
 """
@@ -75,7 +75,53 @@ class ClickHouseSettings(BaseSettings):
     )
     path: Path = Path(".data/chdb")
     database: str = Field(default="worker", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    insert_retry_max_s: float = Field(default=30.0, gt=0)
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Apply migrations at start-up; false = only check that the schema is "
+        "current (for a writer user without DDL rights).",
+    )
+    insert_retry_max_s: float = Field(
+        default=10.0, gt=0, description="Longest wait between two attempts of one insert."
+    )
+    insert_max_rows: int = Field(
+        default=100_000, gt=0, description="Most rows in one INSERT; larger slices are split."
+    )
+    insert_min_rows: int = Field(
+        default=100,
+        gt=0,
+        description="Floor of the insert size when memory or timeout errors shrink it.",
+    )
+    retention_days: int = Field(
+        default=90, ge=0, description="TTL of requests rows in days; 0 keeps them forever."
+    )
+    dead_letter_retention_days: int = Field(
+        default=30, ge=0, description="TTL of dead_letters rows in days; 0 keeps them forever."
+    )
+    usage_retention_days: int = Field(
+        default=400,
+        ge=0,
+        description="TTL of the per-minute usage views in days; 0 keeps them forever.",
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    query_timeout_s: float = Field(
+        default=60.0, gt=0, description="Server mode: longest wait for one query or insert."
+    )
+    tls_verify: bool = Field(
+        default=True, description="Verify the server certificate (https URLs only)."
+    )
+    tls_ca_cert: Path | None = Field(
+        default=None, description="PEM bundle of the CA that signed the server certificate."
+    )
+    tls_client_cert: Path | None = Field(
+        default=None, description="PEM client certificate, for servers that require mutual TLS."
+    )
+    tls_client_key: Path | None = Field(
+        default=None, description="Private key of the client certificate, if not in that file."
+    )
+    tls_server_host_name: str | None = Field(
+        default=None,
+        description="Name to check the server certificate against (behind a tunnel or proxy).",
+    )
 
     @property
     def embedded(self) -> bool:
@@ -283,8 +329,19 @@ class WorkerSettings(BaseSettings):
     topics_file: Path = Path("topics/topics.toml")
     batch_max: int = Field(default=1000, gt=0, le=100_000)
     batch_linger_s: float = Field(default=0.05, gt=0)
+    stream_buffer_max: int | None = Field(
+        default=None,
+        gt=0,
+        description="Events Faust holds ahead of the agent before it stops fetching "
+        "(backpressure); default max(4096, 2 * batch_max).",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    web_stats: bool = Field(
+        default=False,
+        description="Serve Faust's monitor statistics (read and committed offsets per "
+        "partition, ...) as JSON at / on the web server, for debugging.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     create_topics: bool = Field(
         default=False, description="Create missing declared topics at start-up instead of failing."
@@ -303,11 +360,45 @@ class WorkerSettings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @property
+    def stream_buffer(self) -> int:
+        """How many events Faust may buffer per stream before it pauses fetching."""
+        return self.stream_buffer_max or max(4096, self.batch_max * 2)
+
+
+FaultPoint = Literal["before_insert", "after_insert", "after_publish", "after_ack"]
+
+
+class FaultSettings(BaseSettings):
+    """Fault injection for the reliability tests. Never set in production.
+
+    ``point`` makes the worker kill itself with SIGKILL when a batch reaches that
+    point of delivery, after ``after_batches`` batches passed it unharmed.
+    ``clickhouse_down_file`` makes every ClickHouse call fail while that file
+    exists (its content picks the failure: empty for unreachable,
+    ``too_many_parts`` or ``memory_limit_exceeded`` for an overloaded server).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WORKER_FAULT_", frozen=True, extra="ignore")
+
+    point: FaultPoint | None = None
+    after_batches: int = Field(default=0, ge=0)
+    clickhouse_down_file: Path | None = None
+
 
 class Settings:
     """The settings of every external system, built once."""
 
-    __slots__ = ("clickhouse", "clickhouse_http", "kafka", "limits", "redis", "security", "worker")
+    __slots__ = (
+        "clickhouse",
+        "clickhouse_http",
+        "faults",
+        "kafka",
+        "limits",
+        "redis",
+        "security",
+        "worker",
+    )
 
     def __init__(
         self,
@@ -319,6 +410,7 @@ class Settings:
         security: SecuritySettings,
         worker: WorkerSettings,
         clickhouse_http: ClickHouseHttpSettings | None = None,
+        faults: FaultSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.clickhouse = clickhouse
@@ -329,6 +421,8 @@ class Settings:
         self.limits = limits
         self.security = security
         self.worker = worker
+        # No faults unless asked for; model_construct reads no environment.
+        self.faults = faults if faults is not None else FaultSettings.model_construct()
 
 
 def load_settings() -> Settings:
@@ -341,4 +435,5 @@ def load_settings() -> Settings:
         security=SecuritySettings(),
         worker=WorkerSettings(),
         clickhouse_http=ClickHouseHttpSettings(),
+        faults=FaultSettings(),
     )

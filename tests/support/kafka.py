@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.loadgen import SampleRequest
 
@@ -96,5 +97,53 @@ def read_topics(
             return seen
         finally:
             await consumer.stop()
+
+    return asyncio.run(run())
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPositions:
+    """Where a consumer group stands on its input, and how much output exists."""
+
+    #: Records ever written to the input topic (sum of its end offsets).
+    produced: int
+    #: Offsets the group committed on the input topic (sum over partitions).
+    committed: int
+    #: Records ever written to the output topic.
+    published: int
+
+    @property
+    def lag(self) -> int:
+        """Input records the group has not committed yet."""
+        return self.produced - self.committed
+
+
+def group_positions(bootstrap: str, group: str, source: str, output: str) -> GroupPositions:
+    """The group's committed offsets on ``source`` and the end offsets of both topics."""
+
+    async def run() -> GroupPositions:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        await admin.start()
+        await consumer.start()
+        try:
+            ends = {}
+            for topic in (source, output):
+                found = consumer.partitions_for_topic(topic)
+                if not found:
+                    await consumer._client.force_metadata_update()
+                    found = consumer.partitions_for_topic(topic) or set()
+                offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in found])
+                ends[topic] = sum(offsets.values())
+            committed = await admin.list_consumer_group_offsets(group)
+            done = sum(
+                meta.offset
+                for tp, meta in committed.items()
+                if tp.topic == source and meta.offset > 0
+            )
+            return GroupPositions(ends[source], done, ends[output])
+        finally:
+            await consumer.stop()
+            await admin.close()
 
     return asyncio.run(run())

@@ -156,6 +156,33 @@ class WorkerStack:
         self.process.wait(timeout=30)
         self._close_log()
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """Wait for the process to end by itself (a fault point); return its exit status."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            self._close_log()
+
+    def rss_bytes(self) -> int:
+        """The worker process's resident memory, from /proc."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
+    def monitor(self) -> dict[str, Any]:
+        """Faust's monitor statistics from the worker's web server (needs WORKER_WEB_STATS)."""
+        url = f"http://127.0.0.1:{self.web_port}/"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats = orjson.loads(response.read())
+        for sensor in stats.values():
+            if isinstance(sensor, dict) and "topic_read_offsets" in sensor:
+                return sensor
+        raise AssertionError(f"no monitor in the worker's stats: {stats}")
+
     def logs(self) -> str:
         return "\n".join(
             path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("*.log"))
@@ -178,16 +205,24 @@ class WorkerStack:
             time.sleep(0.2)
         raise AssertionError(f"no ClickHouse HTTP endpoint within {timeout_s}s:\n{self.logs()}")
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        """Run read-only SQL through ``worker db query``: the endpoint while the worker runs,
-        chDB itself once it stopped."""
-        done = subprocess.run(
-            [sys.executable, "-m", "worker", "db", "query", sql, "--format", "json"],
+    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """Run ``worker ARGS`` with this stack's environment.
+
+        ``worker db query`` goes through the running worker's endpoint; commands that
+        open chDB themselves need the worker stopped.
+        """
+        return subprocess.run(
+            [sys.executable, "-m", "worker", *args],
             env=self.env,
             cwd=REPO,
             capture_output=True,
             check=False,
             timeout=120,
         )
+
+    def query(self, sql: str, **params: str) -> list[dict[str, Any]]:
+        """Run read-only SQL through ``worker db query`` (chDB is one process at a time)."""
+        bound = [arg for name, value in params.items() for arg in ("-p", f"{name}={value}")]
+        done = self.cli("db", "query", sql, "--format", "json", *bound)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         return [orjson.loads(line) for line in done.stdout.splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from tests.support.keys import KeyKit
 from worker.app import TopicNames, build_pipeline
 from worker.auth.credentials.base import CredentialStore
 from worker.clickhouse.client import connect
-from worker.flow.output import PartitionRows, RequestRow
+from worker.flow.output import DeadLetterRow, PartitionRows, RequestRow
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import Headers, InboundRecord, Work
 from worker.idempotency.base import OutcomeStore
@@ -44,6 +44,8 @@ from worker.settings import (
 
 TOPICS = TopicNames("requests", "responses", "dead")
 CREATED_AT = "2024-05-01T12:00:00+00:00"
+#: When fixture rows were received: recent, or ClickHouse's TTL would drop them on insert.
+ROW_TIME = datetime.now(UTC).replace(microsecond=0)
 _UNSET: Any = object()
 
 
@@ -175,7 +177,7 @@ def make_row() -> Callable[..., RequestRow]:
     """A ``requests`` row read from ``topic[partition]`` at ``offset``."""
 
     def make(offset: int, *, topic: str = "requests", partition: int = 0) -> RequestRow:
-        at = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+        at = ROW_TIME
         return (
             f"req-{topic}-{partition}-{offset}",
             "acme",
@@ -197,15 +199,53 @@ def make_row() -> Callable[..., RequestRow]:
 
 
 @pytest.fixture
-def make_slice(make_row: Callable[..., RequestRow]) -> Callable[..., PartitionRows]:
-    """The rows of one topic-partition at ``offsets``, as the responder groups them."""
+def make_dead_letter_row() -> Callable[..., DeadLetterRow]:
+    """A ``dead_letters`` row for the record read from ``topic[partition]`` at ``offset``."""
+
+    def make(offset: int, *, topic: str = "requests", partition: int = 0) -> DeadLetterRow:
+        at = ROW_TIME
+        payload = b'{"request_id": "x", oops'
+        return (
+            at,
+            "invalid_payload",
+            "not JSON",
+            "",
+            "",
+            "",
+            topic,
+            partition,
+            offset,
+            f"key-{offset}".encode(),
+            payload,
+            len(payload),
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_slice(
+    make_row: Callable[..., RequestRow], make_dead_letter_row: Callable[..., DeadLetterRow]
+) -> Callable[..., PartitionRows]:
+    """The rows of one topic-partition at ``offsets``, as the responder groups them.
+
+    ``dead`` names the offsets (among ``offsets``) whose records were dead-lettered.
+    """
 
     def make(
-        offsets: range | list[int], *, topic: str = "requests", partition: int = 0
+        offsets: range | list[int],
+        *,
+        topic: str = "requests",
+        partition: int = 0,
+        dead: Sequence[int] = (),
     ) -> PartitionRows:
         part = PartitionRows(topic, partition)
         for offset in offsets:
             part.add(make_row(offset, topic=topic, partition=partition), offset)
+            if offset in dead:
+                part.add_dead_letter(
+                    make_dead_letter_row(offset, topic=topic, partition=partition), offset
+                )
         return part
 
     return make

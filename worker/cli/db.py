@@ -1,4 +1,4 @@
-"""``worker db``: ClickHouse schema migrations and read-only queries."""
+"""``worker db``: ClickHouse schema migrations and read-only queries for analysts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 import orjson
 
 from worker.clickhouse.client import connect, connect_reader
+from worker.clickhouse.migrate import Retention
 from worker.clickhouse.migrate import migrate as apply_migrations
 from worker.settings import load_settings
 
@@ -25,11 +26,13 @@ def db() -> None:
 
 @db.command()
 def migrate() -> None:
-    """Apply the schema migrations the database lacks (idempotent)."""
+    """Apply the schema migrations the database lacks, and the retention settings (idempotent)."""
     settings = load_settings()
     client = connect(settings.clickhouse)
     try:
-        applied = apply_migrations(client, settings.clickhouse.database)
+        applied = apply_migrations(
+            client, settings.clickhouse.database, Retention.from_settings(settings.clickhouse)
+        )
     finally:
         client.close()
     click.echo(f"applied {applied}" if applied else "schema is up to date")
@@ -56,24 +59,96 @@ def print_result(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
         Console().print(table)
 
 
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``name=value`` pairs as query parameters, bound to ``{name:Type}`` in the SQL."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise click.BadParameter(f"{pair!r} is not name=value", param_hint="--param")
+        params[name] = value
+    return params
+
+
 @db.command()
-@click.argument("sql")
+@click.argument("sql", required=False)
+@click.option(
+    "--file",
+    "-f",
+    "sql_file",
+    type=click.File("r"),
+    help="Read the SQL from this file ('-' for standard input) instead of the argument.",
+)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A query parameter, used in the SQL as {NAME:Type} (repeatable).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-def query(sql: str, fmt: str) -> None:
+def query(sql: str | None, sql_file: Any, params: tuple[str, ...], fmt: str) -> None:
     """Run read-only SQL (readonly=1: nothing can be written) and print the result.
 
-    While a worker runs on embedded chDB, the query goes to its ClickHouse HTTP
-    endpoint (found through its endpoint file in WORKER_DATA_DIR); otherwise chDB
-    or the CLICKHOUSE_URL server is opened directly.
-    """
-    from clickhouse_connect.driver.exceptions import DatabaseError
+    Tables are those of CLICKHOUSE_DATABASE (requests, dead_letters,
+    usage_per_minute, errors_per_minute); docs/analytics.md has example queries.
+    While a worker runs on embedded chDB, the query goes to its read-only HTTP
+    endpoint (found through the endpoint file in WORKER_DATA_DIR); otherwise chDB
+    or the CLICKHOUSE_URL server is opened directly. Values go in as parameters,
+    never pasted into the SQL:
 
+        worker db query -p tenant=acme \\
+          "SELECT count() FROM requests WHERE tenant = {tenant:String}"
+    """
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    if (sql is None) == (sql_file is None):
+        raise click.UsageError("give the SQL either as the argument or with --file")
+    text = sql if sql is not None else sql_file.read()
+    bound = parse_params(params)
     settings = load_settings()
     client, source = connect_reader(settings)
     try:
-        result = client.query(sql, settings={"readonly": 1})
-    except DatabaseError as exc:
-        raise click.ClickException(f"{exc} (on {source})") from exc
+        # readonly=1 cannot be lifted by the query itself (SETTINGS or SET are refused).
+        result = client.query(text, parameters=bound or None, settings={"readonly": 1})
+    except ClickHouseError as exc:
+        raise click.ClickException(f"query refused on {source}: {str(exc).strip()}") from exc
     finally:
         client.close()
     print_result(list(result.column_names), list(result.result_rows), fmt)
+
+
+def _print_statements(statements: list[str]) -> None:
+    click.echo("\n\n".join(f"{statement};" for statement in statements))
+
+
+@db.command("cluster-sql")
+@click.option("--cluster", required=True, help="The cluster name of the servers' remote_servers.")
+def cluster_sql(cluster: str) -> None:
+    """Print the schema for a ClickHouse cluster: Replicated and Distributed tables, ON CLUSTER.
+
+    The same versions as the single-server migrations, recorded in the same
+    schema_migrations table; run the output once with clickhouse-client
+    --multiquery as an administrator, then run workers with
+    CLICKHOUSE_MIGRATE_ON_START=false. See worker/clickhouse/cluster/README.md.
+    """
+    from worker.clickhouse.templates import cluster_sql as render
+
+    settings = load_settings().clickhouse
+    _print_statements(render(settings.database, cluster, Retention.from_settings(settings)))
+
+
+@db.command("grants-sql")
+@click.option(
+    "--tenant", "tenants", multiple=True, help="Add a row-policy role for this tenant (repeatable)."
+)
+def grants_sql(tenants: tuple[str, ...]) -> None:
+    """Print least-privilege roles: a writer that only inserts, read-only analysts per tenant.
+
+    Review, create the users, and run the output as an administrator of a
+    ClickHouse server (docs/analytics.md, "Access for production").
+    """
+    from worker.clickhouse.templates import grants_sql as render
+
+    _print_statements(render(load_settings().clickhouse.database, list(tenants)))

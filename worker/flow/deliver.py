@@ -9,10 +9,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from worker.errors import DatabaseError, ServerError, SystemFailureError, WorkerError
+from worker.faults import FaultInjector
 from worker.flow.output import BatchOutput
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
 from worker.publish.base import Publisher
+from worker.settings import FaultSettings
 from worker.sinks.base import RowSink
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,14 @@ class BatchHandler:
         *,
         backoff_max_s: float = 5.0,
         retry_budget_s: float = 0.0,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.publisher = publisher
         self._backoff_max_s = backoff_max_s
         self._retry_budget_s = retry_budget_s
+        self._faults = faults or FaultInjector(FaultSettings.model_construct())
         self.retries = 0
         self.dead_lettered = 0
 
@@ -77,13 +81,16 @@ class BatchHandler:
         )
         try:
             output = await self._retrying("process", lambda: self._run(records), deadline)
+            self._faults.reached("before_insert")
             # Persist and publish retry on their own, with the output computed once:
             # running the pipeline again would charge rate limits twice and could
             # answer differently from the rows already stored.
             await self._retrying("persist", lambda: self.sink.write(output.rows), deadline)
+            self._faults.reached("after_insert")
         except RetryBudgetSpentError as spent:
             output = await self._give_up(records, spent.error, received_at)
         await self._retrying("publish", lambda: self.publisher.publish(output.messages), None)
+        self._faults.reached("after_publish")
         return output
 
     async def _run(self, records: Sequence[InboundRecord]) -> BatchOutput:

@@ -29,6 +29,27 @@ RequestRow = tuple[
     str, str, str, str, str, str, datetime, datetime, datetime, float, str, str, int, int
 ]
 
+#: The columns of one ``dead_letters`` row, in insert order (see clickhouse/migrations).
+DEAD_LETTER_COLUMNS: tuple[str, ...] = (
+    "received_at",
+    "reason",
+    "message",
+    "request_id",
+    "tenant",
+    "operation",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "key",
+    "payload",
+    "payload_bytes",
+)
+
+DeadLetterRow = tuple[datetime, str, str, str, str, str, str, int, int, bytes, bytes, int]
+
+#: How much of a dead letter's original bytes its ClickHouse row keeps (the topic keeps all).
+DEAD_LETTER_PAYLOAD_MAX = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
@@ -44,19 +65,28 @@ class OutboundMessage:
 class PartitionRows:
     """The rows of one source topic-partition within a batch, with their source offsets.
 
-    The first and last offsets name the slice deterministically, which is what
-    the insert deduplication token is built from.
+    Every consumed record has one ``requests`` row; records the client layer
+    rejected also have a ``dead_letters`` row at the same offset. The first and
+    last offsets of the requests rows name the slice deterministically, which is
+    what the insert deduplication tokens of both tables are built from.
     """
 
     topic: str
     partition: int
     rows: list[RequestRow] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    dead_letter_offsets: list[int] = field(default_factory=list)
 
     def add(self, row: RequestRow, offset: int) -> None:
         """Append the row read at ``offset``."""
         self.rows.append(row)
         self.offsets.append(offset)
+
+    def add_dead_letter(self, row: DeadLetterRow, offset: int) -> None:
+        """Append the dead letter of the record read at ``offset``."""
+        self.dead_letters.append(row)
+        self.dead_letter_offsets.append(offset)
 
     @property
     def first_offset(self) -> int:
@@ -66,19 +96,39 @@ class PartitionRows:
     def last_offset(self) -> int:
         return max(self.offsets)
 
+    def _subset(self, keep: set[int]) -> PartitionRows:
+        """The rows and dead letters whose offsets are in ``keep``, in their order."""
+        part = PartitionRows(self.topic, self.partition)
+        for row, offset in zip(self.rows, self.offsets, strict=True):
+            if offset in keep:
+                part.add(row, offset)
+        for letter, offset in zip(self.dead_letters, self.dead_letter_offsets, strict=True):
+            if offset in keep:
+                part.add_dead_letter(letter, offset)
+        return part
+
     def above(self, offset: int) -> PartitionRows | None:
         """The rows past ``offset`` (the high-water mark already stored), or None."""
         if self.first_offset > offset:
             return self
-        keep = [i for i, source in enumerate(self.offsets) if source > offset]
+        keep = {source for source in self.offsets if source > offset}
         if not keep:
             return None
-        return PartitionRows(
-            self.topic,
-            self.partition,
-            [self.rows[i] for i in keep],
-            [self.offsets[i] for i in keep],
-        )
+        return self._subset(keep)
+
+    def chunks(self, max_rows: int) -> list[PartitionRows]:
+        """The slice cut into runs of at most ``max_rows`` consecutive offsets.
+
+        The cut depends only on the slice and ``max_rows``: the same slice cut
+        with the same size gives the same chunks, hence the same tokens.
+        """
+        if len(self.rows) <= max_rows:
+            return [self]
+        ordered = sorted(self.offsets)
+        return [
+            self._subset(set(ordered[start : start + max_rows]))
+            for start in range(0, len(ordered), max_rows)
+        ]
 
 
 @dataclass(slots=True)

@@ -25,7 +25,14 @@ import orjson
 from worker import __version__
 from worker.auth import signing
 from worker.errors import WorkerError
-from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows, RequestRow
+from worker.flow.output import (
+    DEAD_LETTER_PAYLOAD_MAX,
+    BatchOutput,
+    DeadLetterRow,
+    OutboundMessage,
+    PartitionRows,
+    RequestRow,
+)
 from worker.flow.records import InboundRecord, Work
 from worker.operations.registry import OperationRegistry
 from worker.operations.sensitive import redact, sensitive_fields
@@ -72,6 +79,27 @@ def redact_payload(
     return {**payload, "params": cleaned}, [f"params.{name}" for name in replaced]
 
 
+def _dead_letter_row(work: Work, row: RequestRow) -> DeadLetterRow:
+    """The ``dead_letters`` row of a rejected record; ids are those its ``requests`` row claims."""
+    record = work.record
+    error = work.error
+    value = record.value or b""
+    return (
+        _utc(work.received_at),
+        error.code if error is not None else "unknown",
+        error.message[:1024] if error is not None else "",
+        row[0] if not row[0].startswith("@") else "",
+        row[1],
+        row[2],
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key or b"",
+        value[:DEAD_LETTER_PAYLOAD_MAX],
+        len(value),
+    )
+
+
 class Responder:
     """Turns a processed batch into responses, dead letters and ``requests`` rows."""
 
@@ -98,8 +126,6 @@ class Responder:
             work.processed_at = now
             response, row = self._respond(work)
             output.responses.append(response)
-            if work.dead_letter:
-                output.dead_letters.append(self._dead_letter(work))
             record = work.record
             slot = by_partition.get((record.topic, record.partition))
             if slot is None:
@@ -108,6 +134,9 @@ class Responder:
                 )
                 output.rows.append(slot)
             slot.add(row, record.offset)
+            if work.dead_letter:
+                output.dead_letters.append(self._dead_letter(work))
+                slot.add_dead_letter(_dead_letter_row(work, row), record.offset)
         return output
 
     def dead_letter_batch(

@@ -7,6 +7,9 @@ from typing import Protocol
 
 from worker.flow.output import PartitionRows
 
+REQUESTS_TABLE = "requests"
+DEAD_LETTERS_TABLE = "dead_letters"
+
 
 def dedup_token(table: str, rows: PartitionRows) -> str:
     """The insert deduplication token of a partition slice: same slice, same token."""
@@ -16,9 +19,12 @@ def dedup_token(table: str, rows: PartitionRows) -> str:
 class RowSink(Protocol):
     """Persists rows; :meth:`write` returns only once they are durable.
 
-    Implementations skip rows at or below the highest source offset they already
-    hold for a topic-partition (a redelivery after a crash), and retry
-    transient failures themselves.
+    Each slice is cut into chunks of a bounded size; every chunk is stored
+    once however often it is written (its deduplication token), and rows at or
+    below the highest source offset already held for their topic-partition are
+    skipped (a redelivery after a crash, cut differently). A slice's dead
+    letters are stored with it, before its ``requests`` rows. Implementations
+    retry transient failures themselves.
     """
 
     async def start(self) -> None:

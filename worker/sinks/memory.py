@@ -1,22 +1,27 @@
-"""An in-memory row sink with the same skip and deduplication rules as ClickHouse."""
+"""An in-memory row sink with the same chunking, skip and deduplication rules as ClickHouse."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.flow.output import PartitionRows, RequestRow
-from worker.sinks.base import dedup_token
+from worker.flow.output import DeadLetterRow, PartitionRows, RequestRow
+from worker.sinks.base import DEAD_LETTERS_TABLE, REQUESTS_TABLE, dedup_token
 
 
 class MemorySink:
-    """Keeps rows in a list; remembers tokens and high-water offsets like the real sink."""
+    """Keeps rows in lists; remembers tokens and high-water offsets like the real sink.
 
-    table = "requests"
+    ``insert_max_rows`` cuts slices into chunks exactly as :class:`ClickHouseSink`
+    does, so the same writes produce the same tokens in both.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, *, insert_max_rows: int = 100_000) -> None:
         self.rows: list[RequestRow] = []
+        self.dead_letters: list[DeadLetterRow] = []
         self.tokens: set[str] = set()
         self.high_water: dict[tuple[str, int], int] = {}
+        self.insert_max_rows = insert_max_rows
+        self.inserts = 0
         self.deduplicated = 0
 
     async def start(self) -> None:
@@ -24,16 +29,29 @@ class MemorySink:
 
     async def write(self, slices: Sequence[PartitionRows]) -> None:
         for part in slices:
-            fresh = part.above(self.high_water.get((part.topic, part.partition), -1))
-            if fresh is None:
-                continue
-            token = dedup_token(self.table, fresh)
-            if token in self.tokens:
-                self.deduplicated += 1
-                continue
+            for chunk in part.chunks(self.insert_max_rows):
+                self._write_chunk(chunk)
+
+    def _write_chunk(self, chunk: PartitionRows) -> None:
+        key = (chunk.topic, chunk.partition)
+        fresh = chunk.above(self.high_water.get(key, -1))
+        if fresh is None:
+            self.deduplicated += 1
+            return
+        if fresh.dead_letters:
+            token = dedup_token(DEAD_LETTERS_TABLE, fresh)
+            if token not in self.tokens:
+                self.tokens.add(token)
+                self.dead_letters.extend(fresh.dead_letters)
+        token = dedup_token(REQUESTS_TABLE, fresh)
+        if token in self.tokens:
+            # ClickHouse acknowledges a deduplicated insert like any other.
+            self.deduplicated += 1
+        else:
             self.tokens.add(token)
             self.rows.extend(fresh.rows)
-            self.high_water[(part.topic, part.partition)] = fresh.last_offset
+            self.inserts += 1
+        self.high_water[key] = max(self.high_water.get(key, -1), fresh.last_offset)
 
     def forget_positions(self) -> None:
         return None

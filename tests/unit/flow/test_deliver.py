@@ -12,6 +12,7 @@ import pytest
 
 from worker.contracts import ResponseEnvelope
 from worker.errors import DatabaseError, PublishError, WorkerError
+from worker.faults import FaultInjector
 from worker.flow.deliver import BatchHandler
 from worker.flow.output import REQUEST_COLUMNS, OutboundMessage, PartitionRows
 from worker.flow.pipeline import Pipeline
@@ -20,6 +21,7 @@ from worker.loadgen import SampleRequest, workload
 from worker.operations.registry import OperationRegistry
 from worker.operations.text_stats import TextStatsOperation
 from worker.publish.memory import MemoryPublisher
+from worker.settings import FaultSettings
 from worker.sinks.memory import MemorySink
 
 MakeEnvelope = Callable[..., dict[str, Any]]
@@ -285,3 +287,52 @@ async def test_a_database_that_never_confirms_dead_letters_without_rows(
     assert dict(letter.headers)["dlq-reason"] == b"database_unavailable"
     assert output.rows == []
     assert publisher.topics["responses"] == []
+
+
+class SimulatedKillError(Exception):
+    """Stands in for SIGKILL at a fault point."""
+
+
+def _kill() -> None:
+    raise SimulatedKillError
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("point", "stored", "published"),
+    [
+        ("before_insert", False, False),
+        ("after_insert", True, False),
+        ("after_publish", True, True),
+    ],
+)
+async def test_a_kill_at_each_point_leaves_what_came_before_and_a_redelivery_completes_it(
+    make_pipeline: MakePipeline,
+    make_record: MakeRecord,
+    point: str,
+    stored: bool,
+    published: bool,
+) -> None:
+    samples = workload(valid=12, invalid=9)
+    dead = sum(sample.dead_letter for sample in samples)
+    records = as_records(samples, make_record)
+    sink, publisher = MemorySink(), MemoryPublisher()
+    doomed = BatchHandler(
+        make_pipeline(),
+        sink,
+        publisher,
+        faults=FaultInjector(FaultSettings(point=point), kill=_kill),  # type: ignore[arg-type]
+    )
+    with pytest.raises(SimulatedKillError):
+        await doomed.handle(records)
+    assert len(sink.rows) == (len(records) if stored else 0)
+    assert len(sink.dead_letters) == (dead if stored else 0)
+    assert len(publisher.topics["responses"]) == (len(records) if published else 0)
+
+    # The batch was never acknowledged: the restarted worker consumes it again.
+    await BatchHandler(make_pipeline(), sink, publisher).handle(records)
+    assert len(sink.rows) == len(records), "one row per record, never two"
+    assert len(sink.dead_letters) == dead
+    keys = Counter(message.key for message in publisher.topics["responses"])
+    assert set(keys) == {record.key for record in records}, "every record answered"
+    assert max(keys.values()) == (2 if published else 1)

@@ -46,6 +46,41 @@ class TestPartitionRows:
         assert fresh.offsets == [9, 8]
         assert [row[-1] for row in fresh.rows] == [9, 8]
 
+    def test_above_keeps_the_dead_letters_past_the_mark(self, make_slice: MakeSlice) -> None:
+        part = make_slice(range(10), dead=[2, 6, 9])
+        fresh = part.above(5)
+        assert fresh is not None
+        assert fresh.dead_letter_offsets == [6, 9]
+        assert [letter[8] for letter in fresh.dead_letters] == [6, 9]
+
+
+class TestChunks:
+    def test_a_slice_within_the_limit_is_one_chunk_itself(self, make_slice: MakeSlice) -> None:
+        part = make_slice(range(5))
+        assert part.chunks(5) == [part]
+        assert part.chunks(5)[0] is part
+
+    def test_chunks_are_runs_of_consecutive_offsets_in_order(self, make_slice: MakeSlice) -> None:
+        part = make_slice([4, 0, 3, 1, 2, 6, 5])
+        chunks = part.chunks(3)
+        assert [sorted(chunk.offsets) for chunk in chunks] == [[0, 1, 2], [3, 4, 5], [6]]
+        assert [(c.first_offset, c.last_offset) for c in chunks] == [(0, 2), (3, 5), (6, 6)]
+        for chunk in chunks:
+            assert [row[-1] for row in chunk.rows] == chunk.offsets, "rows stay with offsets"
+            assert (chunk.topic, chunk.partition) == (part.topic, part.partition)
+
+    def test_dead_letters_go_with_the_chunk_of_their_offset(self, make_slice: MakeSlice) -> None:
+        part = make_slice(range(7), dead=[1, 3, 6])
+        assert [chunk.dead_letter_offsets for chunk in part.chunks(3)] == [[1], [3], [6]]
+        assert sum(len(chunk.dead_letters) for chunk in part.chunks(2)) == 3
+
+    def test_the_same_slice_and_size_always_give_the_same_chunks(
+        self, make_slice: MakeSlice
+    ) -> None:
+        first = [(c.first_offset, c.last_offset) for c in make_slice(range(10, 30)).chunks(6)]
+        again = [(c.first_offset, c.last_offset) for c in make_slice(range(10, 30)).chunks(6)]
+        assert first == again == [(10, 15), (16, 21), (22, 27), (28, 29)]
+
 
 def test_messages_are_the_responses_then_the_dead_letters() -> None:
     response = OutboundMessage("responses", b"k", b"{}")

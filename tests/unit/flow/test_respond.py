@@ -12,7 +12,13 @@ import pytest
 
 from worker import __version__
 from worker.contracts import ResponseEnvelope
-from worker.flow.output import REQUEST_COLUMNS, BatchOutput, OutboundMessage
+from worker.flow.output import (
+    DEAD_LETTER_COLUMNS,
+    DEAD_LETTER_PAYLOAD_MAX,
+    REQUEST_COLUMNS,
+    BatchOutput,
+    OutboundMessage,
+)
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
 from worker.settings import KafkaSettings
@@ -335,3 +341,60 @@ class TestSensitiveFields:
         assert "answered validation_failed" in caplog.text
         assert "[redacted]" in caplog.text
         assert "my diary" not in caplog.text
+
+
+def dead_column(row: tuple[Any, ...], name: str) -> Any:
+    return row[DEAD_LETTER_COLUMNS.index(name)]
+
+
+class TestDeadLetterRows:
+    def test_a_rejected_record_gets_a_row_with_reason_position_and_bytes(
+        self, make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+    ) -> None:
+        raw = b'{"request_id": "x", oops'
+        records = [
+            make_record(make_envelope(), partition=2),
+            make_record(raw, partition=2, offset=99, key=b"the-key"),
+            make_record(make_envelope(operation="no.such.op", tenant="globex"), partition=2),
+        ]
+        output = run(make_pipeline(), records)
+        (part,) = output.rows
+        assert part.dead_letter_offsets == [99, records[2].offset]
+        bad, unknown = part.dead_letters
+        assert dead_column(bad, "reason") == "invalid_payload"
+        assert dead_column(bad, "message")
+        assert dead_column(bad, "request_id") == "", "no id claimed: none stored"
+        assert (
+            dead_column(bad, "source_topic"),
+            dead_column(bad, "source_partition"),
+            dead_column(bad, "source_offset"),
+        ) == ("requests", 2, 99)
+        assert dead_column(bad, "key") == b"the-key"
+        assert dead_column(bad, "payload") == raw
+        assert dead_column(bad, "payload_bytes") == len(raw)
+        assert dead_column(unknown, "reason") == "unknown_operation"
+        assert dead_column(unknown, "tenant") == "globex"
+        assert dead_column(unknown, "operation") == "no.such.op"
+        assert dead_column(unknown, "request_id") == column(part.rows[2], "request_id")
+
+    def test_the_stored_payload_is_capped_and_its_full_size_kept(
+        self, make_pipeline: MakePipeline, make_record: MakeRecord
+    ) -> None:
+        raw = b"x" * (DEAD_LETTER_PAYLOAD_MAX + 500)
+        output = run(make_pipeline(max_message_bytes=1000), [make_record(raw)])
+        ((letter,),) = [part.dead_letters for part in output.rows]
+        assert dead_column(letter, "reason") == "payload_too_large"
+        assert dead_column(letter, "payload") == raw[:DEAD_LETTER_PAYLOAD_MAX]
+        assert dead_column(letter, "payload_bytes") == len(raw)
+        (message,) = output.dead_letters
+        assert message.value == raw, "the dead-letter topic keeps every byte"
+
+    def test_answered_requests_have_no_dead_letter_row(
+        self, make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+    ) -> None:
+        records = [
+            make_record(make_envelope()),
+            make_record(make_envelope(params={"sku": "SKU-404", "quantity": 1})),
+        ]
+        (part,) = run(make_pipeline(), records).rows
+        assert part.dead_letters == []

@@ -14,8 +14,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from worker.clickhouse.client import connect
-from worker.flow.output import REQUEST_COLUMNS, PartitionRows, RequestRow
+from worker.flow.output import (
+    DEAD_LETTER_COLUMNS,
+    REQUEST_COLUMNS,
+    DeadLetterRow,
+    PartitionRows,
+    RequestRow,
+)
 from worker.settings import ClickHouseSettings
 from worker.sinks.base import RowSink
 from worker.sinks.clickhouse import ClickHouseSink
@@ -44,15 +49,20 @@ class SinkUnderTest:
     count: Callable[[], Awaitable[int]]
     #: Every stored (topic, partition, offset), sorted, duplicates included.
     stored: Callable[[], Awaitable[list[tuple[str, int, int]]]]
+    #: The same for the stored dead letters.
+    dead_stored: Callable[[], Awaitable[list[tuple[str, int, int]]]]
     #: Makes the sink forget (without re-reading) the positions it holds for a topic,
     #: as a sink that missed a write would: only the deduplication token is left.
     lose_positions: Callable[[str], None]
 
 
-def memory_sink() -> SinkUnderTest:
-    sink = MemorySink()
+def memory_sink(insert_max_rows: int = 100_000) -> SinkUnderTest:
+    sink = MemorySink(insert_max_rows=insert_max_rows)
     topic, partition, offset = (
         REQUEST_COLUMNS.index(c) for c in ("source_topic", "source_partition", "source_offset")
+    )
+    dead_topic, dead_partition, dead_offset = (
+        DEAD_LETTER_COLUMNS.index(c) for c in ("source_topic", "source_partition", "source_offset")
     )
 
     async def count() -> int:
@@ -61,45 +71,59 @@ def memory_sink() -> SinkUnderTest:
     async def stored() -> list[tuple[str, int, int]]:
         return sorted((row[topic], row[partition], row[offset]) for row in sink.rows)
 
+    async def dead_stored() -> list[tuple[str, int, int]]:
+        return sorted(
+            (str(row[dead_topic]), int(row[dead_partition]), int(row[dead_offset]))
+            for row in sink.dead_letters
+        )
+
     def lose_positions(name: str) -> None:
         sink.high_water = {key: mark for key, mark in sink.high_water.items() if key[0] != name}
 
-    return SinkUnderTest(sink, count, stored, lose_positions)
+    return SinkUnderTest(sink, count, stored, dead_stored, lose_positions)
 
 
-def clickhouse_sink(settings: ClickHouseSettings) -> SinkUnderTest:
-    sink = ClickHouseSink(lambda: connect(settings), settings.database)
+def clickhouse_sink(settings: ClickHouseSettings, insert_max_rows: int = 100_000) -> SinkUnderTest:
+    sink = ClickHouseSink(settings.model_copy(update={"insert_max_rows": insert_max_rows}))
 
     async def count() -> int:
         rows = await clickhouse_rows(sink, f"SELECT count() FROM {settings.database}.requests")  # noqa: S608
         return int(rows[0][0])
 
-    async def stored() -> list[tuple[str, int, int]]:
+    async def positions_of(table: str) -> list[tuple[str, int, int]]:
         rows = await clickhouse_rows(
             sink,
             "SELECT source_topic, source_partition, source_offset "  # noqa: S608 - test database name
-            f"FROM {settings.database}.requests ORDER BY 1, 2, 3",
+            f"FROM {settings.database}.{table} ORDER BY 1, 2, 3",
         )
         return [(str(t), int(p), int(o)) for t, p, o in rows]
+
+    async def stored() -> list[tuple[str, int, int]]:
+        return await positions_of("requests")
+
+    async def dead_stored() -> list[tuple[str, int, int]]:
+        return await positions_of("dead_letters")
 
     def lose_positions(name: str) -> None:
         # Test-only reach into the sink's position cache: an empty cached mark for the
         # topic means the next write neither skips nor reads the table.
         sink._high_water[name] = {}
 
-    return SinkUnderTest(sink, count, stored, lose_positions)
+    return SinkUnderTest(sink, count, stored, dead_stored, lose_positions)
 
 
 @pytest_asyncio.fixture(params=["memory", "clickhouse"])
 async def new_sink(
     request: pytest.FixtureRequest, chdb_settings: Callable[[], ClickHouseSettings]
-) -> AsyncIterator[Callable[[], Awaitable[SinkUnderTest]]]:
+) -> AsyncIterator[Callable[..., Awaitable[SinkUnderTest]]]:
     """A factory of started sinks of one implementation; all are closed after the test."""
     made: list[SinkUnderTest] = []
 
-    async def make() -> SinkUnderTest:
+    async def make(insert_max_rows: int = 100_000) -> SinkUnderTest:
         under_test = (
-            memory_sink() if request.param == "memory" else clickhouse_sink(chdb_settings())
+            memory_sink(insert_max_rows)
+            if request.param == "memory"
+            else clickhouse_sink(chdb_settings(), insert_max_rows)
         )
         await under_test.sink.start()
         made.append(under_test)
@@ -110,7 +134,7 @@ async def new_sink(
         await under_test.sink.close()
 
 
-NewSink = Callable[[], Awaitable[SinkUnderTest]]
+NewSink = Callable[..., Awaitable[SinkUnderTest]]
 
 
 def positions(
@@ -221,6 +245,64 @@ async def test_offsets_need_not_be_contiguous(new_sink: NewSink, make_slice: Mak
 
 
 @pytest.mark.asyncio
+async def test_dead_letters_are_stored_with_their_slice_once(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(6), dead=[1, 4])])
+    await under_test.sink.write([make_slice(range(6), dead=[1, 4])])
+    assert await under_test.stored() == positions(range(6))
+    assert await under_test.dead_stored() == positions([1, 4])
+
+
+@pytest.mark.asyncio
+async def test_dead_letters_are_stored_once_even_when_positions_are_lost(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(6), dead=[0, 5])])
+    under_test.lose_positions("requests")
+    await under_test.sink.write([make_slice(range(6), dead=[0, 5])])
+    assert await under_test.dead_stored() == positions([0, 5])
+    assert await under_test.count() == 6
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_stores_only_the_dead_letters_past_what_is_stored(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice(range(5), dead=[2])])
+    await under_test.sink.write([make_slice(range(2, 9), dead=[2, 7])])
+    assert await under_test.dead_stored() == positions([2, 7])
+    assert await under_test.stored() == positions(range(9))
+
+
+@pytest.mark.asyncio
+async def test_a_large_slice_is_stored_in_chunks_each_once(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink(insert_max_rows=4)
+    whole = make_slice(range(10), dead=[3, 4, 9])
+    await under_test.sink.write([whole])
+    under_test.lose_positions("requests")
+    await under_test.sink.write([make_slice(range(10), dead=[3, 4, 9])])  # tokens per chunk
+    assert await under_test.stored() == positions(range(10))
+    assert await under_test.dead_stored() == positions([3, 4, 9])
+
+
+@pytest.mark.asyncio
+async def test_chunks_of_a_redelivery_skip_what_earlier_chunks_stored(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink(insert_max_rows=3)
+    await under_test.sink.write([make_slice(range(4))])
+    await under_test.sink.write([make_slice(range(1, 11), dead=[2, 10])])
+    assert await under_test.stored() == positions(range(11))
+    assert await under_test.dead_stored() == positions([10])
+
+
+@pytest.mark.asyncio
 async def test_memory_sink_counts_token_duplicates(make_slice: MakeSlice) -> None:
     under_test = memory_sink()
     sink = under_test.sink
@@ -257,6 +339,38 @@ class TestClickHouseSink:
             assert sink.inserts == 2
         finally:
             await second.sink.close()
+
+    @pytest.mark.asyncio
+    async def test_every_dead_letter_column_round_trips(
+        self,
+        chdb_settings: Callable[[], ClickHouseSettings],
+        make_row: MakeRow,
+        make_dead_letter_row: Callable[..., DeadLetterRow],
+    ) -> None:
+        settings = chdb_settings()
+        sink = clickhouse_sink(settings).sink
+        assert isinstance(sink, ClickHouseSink)
+        await sink.start()
+        try:
+            letter = make_dead_letter_row(7, topic="in", partition=1)
+            part = PartitionRows("in", 1)
+            part.add(make_row(7, topic="in", partition=1), 7)
+            part.add_dead_letter(letter, 7)
+            await sink.write([part])
+            names = [f"{c}" for c in DEAD_LETTER_COLUMNS if c not in ("key", "payload")]
+            (stored,) = await clickhouse_rows(
+                sink,
+                f"SELECT {', '.join(names)}, hex(key), hex(payload) "  # noqa: S608
+                f"FROM {settings.database}.dead_letters",
+            )
+        finally:
+            await sink.close()
+        expected = dict(zip(DEAD_LETTER_COLUMNS, letter, strict=True))
+        got = dict(zip([*names, "key", "payload"], stored, strict=True))
+        got["received_at"] = got["received_at"].replace(tzinfo=UTC)
+        got["key"] = bytes.fromhex(got["key"])
+        got["payload"] = bytes.fromhex(got["payload"])
+        assert got == expected
 
     @pytest.mark.asyncio
     async def test_every_column_round_trips(

@@ -1,0 +1,1 @@
+"""What operators see of the worker: metrics (and, later, health and logs)."""
