@@ -1,7 +1,8 @@
 """Frozen settings, one model per external system.
 
 Every model reads its own environment prefix (``KAFKA_``, ``CLICKHOUSE_``,
-``REDIS_``, ``LIMITS_``, ``WORKER_``). :func:`load_settings` builds them once at
+``REDIS_``, ``LIMITS_``, ``WORKER_``, and ``WORKER_FAULT_`` for fault injection in
+tests). :func:`load_settings` builds them once at
 start-up; everything else receives them as arguments and never reads the
 environment itself.
 """
@@ -9,11 +10,13 @@ environment itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigurationError
 
 
 class KafkaSettings(BaseSettings):
@@ -113,6 +116,35 @@ class WorkerSettings(BaseSettings):
     create_topics: bool = Field(
         default=False, description="Create missing declared topics at start-up instead of failing."
     )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="json: one JSON object per line (for log shippers); console: for people.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=25.0,
+        gt=0,
+        description="Longest graceful stop after SIGTERM; past it the worker exits anyway and "
+        "unacknowledged messages are consumed again. Keep it below the supervisor's grace period.",
+    )
+    health_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often dependencies are checked and partition end offsets refreshed.",
+    )
+    health_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Longest wait for one dependency check."
+    )
+    stall_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A partition with lag whose committed offset has not moved for this long "
+        "is stalled: the worker is no longer ready.",
+    )
+    exit_on_stall: bool = Field(
+        default=False,
+        description="Exit (code 4) when a partition stalls, for the supervisor to restart it.",
+    )
 
     @field_validator("data_dir", "topics_file")
     @classmethod
@@ -120,10 +152,22 @@ class WorkerSettings(BaseSettings):
         return value.expanduser()
 
 
+class FaultSettings(BaseSettings):
+    """Fault injection for the reliability tests. Never set in production.
+
+    ``clickhouse_insert_delay_s`` makes every ClickHouse insert wait that long
+    first, on the sink's thread, as a slow server would: rows stay buffered.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WORKER_FAULT_", frozen=True, extra="ignore")
+
+    clickhouse_insert_delay_s: float = Field(default=0.0, ge=0)
+
+
 class Settings:
     """The settings of every external system, built once."""
 
-    __slots__ = ("clickhouse", "kafka", "limits", "redis", "worker")
+    __slots__ = ("clickhouse", "faults", "kafka", "limits", "redis", "worker")
 
     def __init__(
         self,
@@ -133,20 +177,52 @@ class Settings:
         redis: RedisSettings,
         limits: LimitsSettings,
         worker: WorkerSettings,
+        faults: FaultSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.clickhouse = clickhouse
         self.redis = redis
         self.limits = limits
         self.worker = worker
+        # No faults unless asked for; model_construct reads no environment.
+        self.faults = faults if faults is not None else FaultSettings.model_construct()
+
+
+_Model = TypeVar("_Model", bound=BaseSettings)
+
+
+def _read(model: type[_Model], errors: list[dict[str, str]]) -> _Model:
+    """``model`` from the environment; its problems appended to ``errors`` (variable, message)."""
+    try:
+        return model()
+    except ValidationError as exc:
+        prefix = str(model.model_config.get("env_prefix", ""))
+        for error in exc.errors(include_url=False, include_input=False):
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            errors.append({"variable": f"{prefix}{field}", "message": error["msg"]})
+        return cast("_Model", model.model_construct())
 
 
 def load_settings() -> Settings:
-    """Read every settings model from the environment (the one place that does)."""
-    return Settings(
-        kafka=KafkaSettings(),
-        clickhouse=ClickHouseSettings(),
-        redis=RedisSettings(),
-        limits=LimitsSettings(),
-        worker=WorkerSettings(),
+    """Read every settings model from the environment (the one place that does).
+
+    Raises :class:`~worker.errors.ConfigurationError` naming every invalid variable
+    (``details["errors"]``: ``variable`` and ``message`` of each).
+    """
+    errors: list[dict[str, str]] = []
+    settings = Settings(
+        kafka=_read(KafkaSettings, errors),
+        clickhouse=_read(ClickHouseSettings, errors),
+        redis=_read(RedisSettings, errors),
+        limits=_read(LimitsSettings, errors),
+        worker=_read(WorkerSettings, errors),
+        faults=_read(FaultSettings, errors),
     )
+    if errors:
+        text = "; ".join(f"{e['variable']}: {e['message']}" for e in errors)
+        raise ConfigurationError(
+            f"invalid configuration: {text}. Operator action: fix these environment variables "
+            "(see the README's configuration table)",
+            details={"errors": errors},
+        )
+    return settings
