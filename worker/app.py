@@ -7,19 +7,27 @@ from typing import Any
 
 from worker.agents import register_agents
 from worker.clickhouse.client import connect
+from worker.clickhouse.latency import with_insert_delay
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
+from worker.flow.observer import FlowObserver
 from worker.flow.pipeline import Pipeline
 from worker.flow.process import ProcessStage
 from worker.flow.ratelimit import RateLimitStage
 from worker.flow.respond import Responder
 from worker.flow.validate import ValidateStage
 from worker.intake import BatchApp, BatchFeed
+from worker.observability.health import Health
+from worker.observability.install import install_observability
+from worker.observability.partitions import PartitionTracker
+from worker.observability.recorder import MetricsRecorder
+from worker.observability.sensors import CommitMonitor
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
 from worker.ratelimit.redis import RedisRateLimiter
 from worker.settings import Settings
+from worker.shutdown import Shutdown
 from worker.sinks.clickhouse import ClickHouseSink
 from worker.topology import Topology, load_topology
 
@@ -48,6 +56,7 @@ def build_pipeline(
     registry: OperationRegistry,
     *,
     limiter: RateLimiter,
+    observer: FlowObserver | None = None,
 ) -> Pipeline:
     """The request flow, stage by stage, in the order a request meets them."""
     return Pipeline(
@@ -60,6 +69,7 @@ def build_pipeline(
         responder=Responder(
             responses_topic=topics.responses, dead_letter_topic=topics.dead_letters
         ),
+        observer=observer,
     )
 
 
@@ -74,6 +84,8 @@ class WorkerApp:
     handler: BatchHandler
     sink: ClickHouseSink
     limiter: RedisRateLimiter
+    health: Health
+    shutdown: Shutdown
 
 
 def build_app(settings: Settings, registry: OperationRegistry | None = None) -> WorkerApp:
@@ -83,6 +95,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     data_dir = settings.worker.data_dir
     # Faust creates only the last level of its datadir.
     data_dir.mkdir(parents=True, exist_ok=True)
+    tracker = PartitionTracker(topics.requests, settings.worker.stall_timeout_s)
     app = BatchApp(
         settings.worker.app_id,
         batch_feed=BatchFeed([topics.requests]),
@@ -109,16 +122,39 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
         web_host=settings.worker.web_host,
+        # Faust reports every commit to its monitor: the tracker learns of it there.
+        monitor=CommitMonitor(tracker),
     )
-    sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.clickhouse.database)
+    sink = ClickHouseSink(
+        with_insert_delay(
+            lambda: connect(settings.clickhouse), settings.faults.clickhouse_insert_delay_s
+        ),
+        settings.clickhouse.database,
+    )
     limiter = RedisRateLimiter(
         settings.redis, settings.limits.rate_per_second, settings.limits.rate_burst
     )
+    recorder = MetricsRecorder()
+    recorder.prepare([topics.requests], [topics.responses, topics.dead_letters])
     handler = BatchHandler(
-        build_pipeline(settings, topics, registry or default_registry(), limiter=limiter),
+        build_pipeline(
+            settings, topics, registry or default_registry(), limiter=limiter, observer=recorder
+        ),
         sink,
         KafkaPublisher(app.producer),
+        observer=recorder,
     )
-    worker_app = WorkerApp(settings, topology, topics, app, handler, sink, limiter)
+    worker_app = WorkerApp(
+        settings,
+        topology,
+        topics,
+        app,
+        handler,
+        sink,
+        limiter,
+        Health(tracker),
+        Shutdown(settings.worker.shutdown_timeout_s),
+    )
     register_agents(worker_app)
+    install_observability(worker_app)
     return worker_app

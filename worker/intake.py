@@ -107,6 +107,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
+    def committed_offsets(self) -> dict[Any, int | None]:
+        """The group's committed offsets (next offset to read) as this consumer knows them.
+
+        Seeded from the broker after every assignment and advanced by every commit.
+        """
+        return dict(self._committed_offset)
+
 
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -15,6 +16,10 @@ from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows, Requ
 from worker.flow.records import Work
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: Dead letters logged one by one per batch; the rest of the batch in one summary line.
+LOGGED_DEAD_LETTERS = 20
+
+log = logging.getLogger(__name__)
 
 
 def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
@@ -48,6 +53,8 @@ class Responder:
             output.responses.append(response)
             if work.dead_letter:
                 output.dead_letters.append(self._dead_letter(work))
+                if len(output.dead_letters) <= LOGGED_DEAD_LETTERS:
+                    _log_dead_letter(work)
             record = work.record
             slot = by_partition.get((record.topic, record.partition))
             if slot is None:
@@ -56,6 +63,11 @@ class Responder:
                 )
                 output.rows.append(slot)
             slot.add(row, record.offset)
+        if len(output.dead_letters) > LOGGED_DEAD_LETTERS:
+            log.info(
+                "%d more dead letters in this batch (see the dead-letter topic)",
+                len(output.dead_letters) - LOGGED_DEAD_LETTERS,
+            )
         return output
 
     def _respond(self, work: Work) -> tuple[OutboundMessage, RequestRow]:
@@ -139,3 +151,25 @@ class Responder:
             ("dlq-worker-version", __version__.encode()),
         )
         return OutboundMessage(self._dead_letter_topic, record.key, record.value or b"", headers)
+
+
+def _log_dead_letter(work: Work) -> None:
+    record = work.record
+    error = work.error
+    code = error.code if error is not None else "unknown"
+    log.info(
+        "dead-lettered %s[%d]@%d: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        code,
+        extra={
+            "request_id": _claimed(work.payload, "request_id"),
+            "correlation_id": _claimed(work.payload, "correlation_id"),
+            "tenant": _claimed(work.payload, "tenant"),
+            "error_code": code,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        },
+    )

@@ -128,6 +128,14 @@ class ClickHouseSink:
             else:
                 return
 
+    async def ping(self) -> None:
+        # On the sink's own thread: chDB has one owner, and the loop never blocks.
+        await self._call(self._ping)
+
+    def _ping(self) -> None:
+        self._open()
+        self._client.command("SELECT 1")
+
     def forget_positions(self) -> None:
         # Rebinding (not clearing) is atomic with respect to the insert thread.
         self._high_water = {}

@@ -35,6 +35,9 @@ class MemorySink:
             self.rows.extend(fresh.rows)
             self.high_water[(part.topic, part.partition)] = fresh.last_offset
 
+    async def ping(self) -> None:
+        return None
+
     def forget_positions(self) -> None:
         return None
 

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from worker.clickhouse.client import connect
+from worker.errors import DatabaseError
 from worker.flow.output import REQUEST_COLUMNS, PartitionRows, RequestRow
 from worker.settings import ClickHouseSettings
 from worker.sinks.base import RowSink
@@ -124,6 +125,12 @@ async def test_a_written_slice_is_stored(new_sink: NewSink, make_slice: MakeSlic
     under_test = await new_sink()
     await under_test.sink.write([make_slice(range(5))])
     assert await under_test.stored() == positions(range(5))
+
+
+@pytest.mark.asyncio
+async def test_ping_answers_while_the_database_is_reachable(new_sink: NewSink) -> None:
+    under_test = await new_sink()
+    assert await under_test.sink.ping() is None  # raises when the database is unreachable
 
 
 @pytest.mark.asyncio
@@ -287,3 +294,16 @@ class TestClickHouseSink:
             for value in stored
         )
         assert normalized == row
+
+
+@pytest.mark.asyncio
+async def test_clickhouse_ping_fails_when_the_server_cannot_be_reached() -> None:
+    def unreachable() -> Any:
+        raise DatabaseError("cannot open ClickHouse at http://nowhere:8123")
+
+    sink = ClickHouseSink(unreachable, "worker")
+    try:
+        with pytest.raises(DatabaseError, match="nowhere"):
+            await sink.ping()
+    finally:
+        await sink.close()
