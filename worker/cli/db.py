@@ -57,7 +57,14 @@ def print_result(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
 
 @db.command()
 @click.argument("sql")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: for people; csv: with a header row; json: one object per row.",
+)
 def query(sql: str, fmt: str) -> None:
     """Run read-only SQL (readonly=1: nothing can be written) and print the result."""
     settings = load_settings()

@@ -73,7 +73,13 @@ async def collect(
 @click.command()
 @click.option("--valid", default=1000, show_default=True, help="Well-formed requests to send.")
 @click.option("--invalid", default=100, show_default=True, help="Broken requests to send.")
-@click.option("--timeout", "timeout_s", default=120.0, show_default=True)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for every response and dead letter.",
+)
 def demo(valid: int, invalid: int, timeout_s: float) -> None:
     """Start a worker, publish sample requests, and show what reached Kafka and ClickHouse."""
     console = Console(stderr=True)
@@ -81,6 +87,7 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     # Fresh topics and consumer group per run; the worker's own logs only when they matter.
     env = {**os.environ, "KAFKA_TOPIC_PREFIX": f"{run_id}.", "WORKER_APP_ID": run_id}
     env.setdefault("WORKER_LOG_LEVEL", "warning")
+    env.setdefault("WORKER_LOG_FORMAT", "console")
     os.environ.update(env)
     settings = load_settings()
     topology = load_topology(settings.worker.topics_file)
