@@ -127,7 +127,9 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     )
     sink = ClickHouseSink(
         with_insert_delay(
-            lambda: connect(settings.clickhouse), settings.faults.clickhouse_insert_delay_s
+            lambda: connect(settings.clickhouse),
+            f"{settings.clickhouse.database}.requests",
+            settings.faults.clickhouse_insert_delay_s,
         ),
         settings.clickhouse.database,
     )
