@@ -107,6 +107,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        # Faust forgets the acknowledgements of revoked partitions before it waits
+        # for the batches in flight and commits: offsets acknowledged since the last
+        # periodic commit would be consumed again by the partitions' next owner
+        # whenever the worker happens to be idle at the rebalance. Commit them first.
+        if revoked and not self.should_stop:
+            await self.maybe_wait_for_commit_to_finish()
+            await self.force_commit(revoked)
+        await super().on_partitions_revoked(revoked)
+
     def committed_offsets(self) -> dict[Any, int | None]:
         """The group's committed offsets (next offset to read) as this consumer knows them.
 
