@@ -25,12 +25,15 @@ def db() -> None:
 @db.command()
 def migrate() -> None:
     """Apply the schema migrations the database lacks (idempotent)."""
+    from rich.console import Console
+
     settings = load_settings()
-    client = connect(settings.clickhouse)
-    try:
-        applied = apply_migrations(client, settings.clickhouse.database)
-    finally:
-        client.close()
+    with Console(stderr=True).status(f"migrating {settings.clickhouse.describe()}..."):
+        client = connect(settings.clickhouse)
+        try:
+            applied = apply_migrations(client, settings.clickhouse.database)
+        finally:
+            client.close()
     click.echo(f"applied {applied}" if applied else "schema is up to date")
 
 
