@@ -16,6 +16,7 @@ from worker.auth.secrets import SecretBox
 from worker.clickhouse.client import connect
 from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
 from worker.clickhouse.endpoint.service import ClickHouseEndpoint
+from worker.clickhouse.latency import with_insert_delay
 from worker.errors import ConfigurationError
 from worker.faults import FaultInjector
 from worker.flow.authenticate import AuthenticateStage
@@ -23,6 +24,7 @@ from worker.flow.authorize import AuthorizeStage
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
 from worker.flow.idempotency import RememberStage, ReplayStage
+from worker.flow.observer import FlowObserver
 from worker.flow.pipeline import Pipeline
 from worker.flow.process import ProcessStage
 from worker.flow.ratelimit import RateLimitStage
@@ -32,12 +34,18 @@ from worker.flow.validate import ValidateStage
 from worker.idempotency.base import OutcomeStore
 from worker.idempotency.redis import RedisOutcomeStore
 from worker.intake import BatchApp, BatchFeed
+from worker.observability.health import Health
+from worker.observability.install import install_observability
+from worker.observability.partitions import PartitionTracker
+from worker.observability.recorder import MetricsRecorder
+from worker.observability.sensors import CommitMonitor
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
 from worker.ratelimit.plans import RatePlans
 from worker.ratelimit.redis import RedisRateLimiter
 from worker.settings import Settings
+from worker.shutdown import Shutdown
 from worker.sinks.clickhouse import ClickHouseSink
 from worker.topology import Topology, load_topology
 
@@ -90,6 +98,7 @@ def build_pipeline(
     limiter: RateLimiter,
     credentials: CredentialStore | None = None,
     outcomes: OutcomeStore | None = None,
+    observer: FlowObserver | None = None,
 ) -> Pipeline:
     """The request flow, stage by stage, in the order a request meets them."""
     security = settings.security
@@ -130,6 +139,7 @@ def build_pipeline(
             reply_to_allowlist=settings.kafka.reply_to_topics,
             registry=registry,
         ),
+        observer=observer,
     )
 
 
@@ -145,6 +155,8 @@ class WorkerApp:
     sink: ClickHouseSink
     limiter: RedisRateLimiter
     faults: FaultInjector
+    health: Health
+    shutdown: Shutdown
     # The read-only ClickHouse HTTP endpoint; embedded chDB only.
     endpoint: ClickHouseEndpoint | None = None
 
@@ -156,6 +168,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     data_dir = settings.worker.data_dir
     # Faust creates only the last level of its datadir.
     data_dir.mkdir(parents=True, exist_ok=True)
+    tracker = PartitionTracker(topics.requests, settings.worker.stall_timeout_s)
     app = BatchApp(
         settings.worker.app_id,
         batch_feed=BatchFeed([topics.requests]),
@@ -187,12 +200,23 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         web_port=settings.worker.web_port,
         web_stats_enabled=settings.worker.web_stats,
         web_host=settings.worker.web_host,
+        # Faust reports every commit to its monitor: the tracker learns of it there.
+        monitor=CommitMonitor(tracker),
     )
     faults = FaultInjector(settings.faults)
     sink = ClickHouseSink(
-        settings.clickhouse, faults.clickhouse(lambda: connect(settings.clickhouse))
+        settings.clickhouse,
+        faults.clickhouse(
+            with_insert_delay(
+                lambda: connect(settings.clickhouse),
+                f"{settings.clickhouse.database}.requests",
+                settings.faults.clickhouse_insert_delay_s,
+            )
+        ),
     )
     limiter = RedisRateLimiter(settings.redis)
+    recorder = MetricsRecorder()
+    recorder.prepare([topics.requests], [topics.responses, topics.dead_letters])
     handler = BatchHandler(
         build_pipeline(
             settings,
@@ -201,18 +225,31 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
             limiter=limiter,
             credentials=RedisCredentialStore(settings.redis),
             outcomes=RedisOutcomeStore(settings.redis),
+            observer=recorder,
         ),
         sink,
         KafkaPublisher(app.producer),
         retry_budget_s=settings.worker.retry_budget_s,
         faults=faults,
+        observer=recorder,
     )
     worker_app = WorkerApp(
-        settings, topology, topics, app, handler, sink, limiter, faults, build_endpoint(settings)
+        settings,
+        topology,
+        topics,
+        app,
+        handler,
+        sink,
+        limiter,
+        faults,
+        Health(tracker),
+        Shutdown(settings.worker.shutdown_timeout_s),
+        build_endpoint(settings),
     )
     if worker_app.endpoint is not None:
         app.add_dependency(worker_app.endpoint)
     register_agents(worker_app)
+    install_observability(worker_app)
     return worker_app
 
 

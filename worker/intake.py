@@ -136,6 +136,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     self._unacked_messages.discard(message)
         return current
 
+    def committed_offsets(self) -> dict[Any, int | None]:
+        """The group's committed offsets (next offset to read) as this consumer knows them.
+
+        Seeded from the broker after every assignment and advanced by every commit.
+        """
+        return dict(self._committed_offset)
+
 
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer

@@ -13,10 +13,10 @@ import base64
 import binascii
 import ipaddress
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigurationError
@@ -354,6 +354,35 @@ class WorkerSettings(BaseSettings):
             "with the error's code; 0 retries forever."
         ),
     )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="json: one JSON object per line (for log shippers); console: for people.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=25.0,
+        gt=0,
+        description="Longest graceful stop after SIGTERM; past it the worker exits anyway and "
+        "unacknowledged messages are consumed again. Keep it below the supervisor's grace period.",
+    )
+    health_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often dependencies are checked and partition end offsets refreshed.",
+    )
+    health_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Longest wait for one dependency check."
+    )
+    stall_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A partition with lag whose committed offset has not moved for this long "
+        "is stalled: the worker is no longer ready.",
+    )
+    exit_on_stall: bool = Field(
+        default=False,
+        description="Exit (code 4) when a partition stalls, for the supervisor to restart it.",
+    )
 
     @field_validator("data_dir", "topics_file")
     @classmethod
@@ -384,6 +413,13 @@ class FaultSettings(BaseSettings):
     point: FaultPoint | None = None
     after_batches: int = Field(default=0, ge=0)
     clickhouse_down_file: Path | None = None
+
+    clickhouse_insert_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Every ClickHouse insert waits this long first, on the sink's thread, "
+        "as a slow server would: rows stay buffered.",
+    )
 
 
 class Settings:
@@ -425,15 +461,43 @@ class Settings:
         self.faults = faults if faults is not None else FaultSettings.model_construct()
 
 
+_Model = TypeVar("_Model", bound=BaseSettings)
+
+
+def _read(model: type[_Model], errors: list[dict[str, str]]) -> _Model:
+    """``model`` from the environment; its problems appended to ``errors`` (variable, message)."""
+    try:
+        return model()
+    except ValidationError as exc:
+        prefix = str(model.model_config.get("env_prefix", ""))
+        for error in exc.errors(include_url=False, include_input=False):
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            errors.append({"variable": f"{prefix}{field}", "message": error["msg"]})
+        return cast("_Model", model.model_construct())
+
+
 def load_settings() -> Settings:
-    """Read every settings model from the environment (the one place that does)."""
-    return Settings(
-        kafka=KafkaSettings(),
-        clickhouse=ClickHouseSettings(),
-        redis=RedisSettings(),
-        limits=LimitsSettings(),
-        security=SecuritySettings(),
-        worker=WorkerSettings(),
-        clickhouse_http=ClickHouseHttpSettings(),
-        faults=FaultSettings(),
+    """Read every settings model from the environment (the one place that does).
+
+    Raises :class:`~worker.errors.ConfigurationError` naming every invalid variable
+    (``details["errors"]``: ``variable`` and ``message`` of each).
+    """
+    errors: list[dict[str, str]] = []
+    settings = Settings(
+        kafka=_read(KafkaSettings, errors),
+        clickhouse=_read(ClickHouseSettings, errors),
+        redis=_read(RedisSettings, errors),
+        limits=_read(LimitsSettings, errors),
+        security=_read(SecuritySettings, errors),
+        worker=_read(WorkerSettings, errors),
+        clickhouse_http=_read(ClickHouseHttpSettings, errors),
+        faults=_read(FaultSettings, errors),
     )
+    if errors:
+        text = "; ".join(f"{e['variable']}: {e['message']}" for e in errors)
+        raise ConfigurationError(
+            f"invalid configuration: {text}. Operator action: fix these environment variables "
+            "(see the README's configuration table)",
+            details={"errors": errors},
+        )
+    return settings

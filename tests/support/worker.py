@@ -149,6 +149,13 @@ class WorkerStack:
         finally:
             self._close_log()
 
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the process to exit on its own; its exit code."""
+        assert self.process is not None
+        code = self.process.wait(timeout=timeout_s)
+        self._close_log()
+        return code
+
     def kill(self) -> None:
         """SIGKILL: no chance to flush, commit or close anything."""
         assert self.process is not None

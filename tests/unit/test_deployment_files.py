@@ -3,6 +3,9 @@
 Nothing here starts a container: the files are parsed and compared with the settings
 models, the ``worker`` command line and the topic declarations, so that renaming a
 setting or a command, or changing a declaration, fails here instead of at deploy time.
+The Prometheus configuration, the Grafana provisioning and the dashboard are checked
+against the worker's web endpoints and the metrics it registers (the e2e tests check
+the dashboard once more against the /metrics of a running worker).
 """
 
 from __future__ import annotations
@@ -22,9 +25,20 @@ import click
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
+from prometheus_client import REGISTRY, generate_latest
 from pydantic_settings import BaseSettings
 
+from tests.support.metrics import (
+    DASHBOARD,
+    PENDING,
+    dashboard_queries,
+    load_dashboard,
+    metric_names,
+    series_names,
+)
 from worker.cli.main import cli
+from worker.observability import metrics as worker_metrics
+from worker.observability.web import METRICS_PATH, READINESS_PATH
 from worker.settings import (
     ClickHouseHttpSettings,
     ClickHouseSettings,
@@ -350,7 +364,15 @@ def test_settings_prefixes_are_the_documented_ones() -> None:
 def test_compose_file_uses_the_current_format(compose: dict[str, Any]) -> None:
     assert "version" not in compose, "the top-level version key is obsolete"
     assert compose.get("name"), "a top-level name fixes the project name"
-    assert set(compose["services"]) >= {"kafka", "clickhouse", "redis", "topics", WORKER}
+    assert set(compose["services"]) >= {
+        "kafka",
+        "clickhouse",
+        "redis",
+        "topics",
+        WORKER,
+        "prometheus",
+        "grafana",
+    }
 
 
 def test_every_service_uses_a_pinned_image_or_builds_one(
@@ -474,7 +496,7 @@ def test_worker_web_port_is_published_and_probed(
     container_ports = [str(mapping).rsplit(":", 1)[-1] for mapping in worker_service["ports"]]
     assert port in container_ports
     probe = " ".join(worker_service["healthcheck"]["test"])
-    assert f":{port}/" in probe
+    assert f":{port}{READINESS_PATH}" in probe, "healthy means ready"
 
 
 def test_commands_of_the_worker_image_exist(
@@ -503,6 +525,138 @@ def test_kafka_is_one_node_that_fits_the_topic_declarations(
     declared = tomllib.loads(TOPICS_FILE.read_text(encoding="utf-8"))["topic"]
     too_replicated = [t["name"] for t in declared if t["replication_factor"] > len(voters)]
     assert not too_replicated, f"more replicas than the compose broker has: {too_replicated}"
+
+
+def test_the_worker_ends_its_graceful_stop_before_compose_kills_it(
+    worker_service: dict[str, Any], worker_env: dict[str, str]
+) -> None:
+    grace = worker_service["stop_grace_period"]
+    assert grace.endswith("s")
+    timeout = float(
+        worker_env.get("WORKER_SHUTDOWN_TIMEOUT_S", WorkerSettings().shutdown_timeout_s)
+    )
+    assert timeout < float(grace[:-1])
+
+
+# ----------------------------------------------------------------------------- Prometheus, Grafana
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> repository path of a service's bind mounts (named volumes skipped)."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        if source.startswith("./"):
+            found[target] = ROOT / source[2:]
+    return found
+
+
+@pytest.fixture(scope="module")
+def prometheus_config(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    files = mounts(services["prometheus"])
+    config_path = files["/etc/prometheus/prometheus.yml"]
+    assert config_path.is_file()
+    flags = services["prometheus"]["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in flags
+    loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def grafana_files(services: dict[str, dict[str, Any]]) -> dict[str, Path]:
+    files = mounts(services["grafana"])
+    for path in files.values():
+        assert path.exists(), path
+    return files
+
+
+def test_prometheus_scrapes_the_worker_metrics_endpoint(
+    prometheus_config: dict[str, Any],
+    services: dict[str, dict[str, Any]],
+    worker_env: dict[str, str],
+) -> None:
+    [job] = prometheus_config["scrape_configs"]
+    assert job.get("metrics_path", "/metrics") == METRICS_PATH
+    targets = [t for config in job["static_configs"] for t in config["targets"]]
+    port = worker_env.get("WORKER_WEB_PORT", str(WorkerSettings().web_port))
+    assert targets == [f"{WORKER}:{port}"]
+    interval = prometheus_config["global"]["scrape_interval"]
+    assert re.fullmatch(r"\d+s", interval)
+    assert "prometheus" in services
+
+
+def test_grafana_provisions_prometheus_and_the_dashboard(
+    grafana_files: dict[str, Path], services: dict[str, dict[str, Any]]
+) -> None:
+    grafana = services["grafana"]
+    provisioning = grafana_files["/etc/grafana/provisioning"]
+    [datasource] = yaml.safe_load(
+        (provisioning / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
+    [provider] = yaml.safe_load(
+        (provisioning / "dashboards" / "worker.yml").read_text(encoding="utf-8")
+    )["providers"]
+    dashboards_in_container = provider["options"]["path"]
+    assert grafana_files[dashboards_in_container] == DASHBOARD.parent
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{dashboards_in_container}/{DASHBOARD.name}"
+    assert depends_on(grafana) == {"prometheus": HEALTHY}
+    for panel in load_dashboard()["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+
+
+def test_the_dashboard_shows_throughput_latency_errors_cache_and_lag() -> None:
+    dashboard = load_dashboard()
+    assert dashboard["uid"] == "request-worker"
+    used = {name for _, expr in dashboard_queries(dashboard) for name in metric_names(expr)}
+    assert {
+        "worker_events_in_total",  # throughput
+        "worker_end_to_end_latency_seconds_bucket",  # latency
+        "worker_errors_total",  # errors
+        "worker_cache_requests_total",  # cache hit ratio
+        "worker_consumer_lag_messages",  # lag
+    } <= used
+
+
+def test_dashboard_queries_are_well_formed() -> None:
+    for title, expr in dashboard_queries(load_dashboard()):
+        assert metric_names(expr), f"{title}: reads no worker metric: {expr}"
+        for opening, closing in ("()", "{}", "[]"):
+            assert expr.count(opening) == expr.count(closing), f"{title}: unbalanced {expr}"
+        for call in re.finditer(r"\b(rate|increase)\(([^()]*)\)", expr):
+            assert re.search(r"\[\d+[smh]\]$", call[2]), f"{title}: {call[1]} without a range"
+        for quantile in re.finditer(r"histogram_quantile\(([^,]+),(.*)\)", expr):
+            assert 0 < float(quantile[1]) < 1, title
+            assert "_bucket" in quantile[2], title
+            assert re.search(r"by \(le\b", quantile[2]), f"{title}: quantile needs le"
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in load_dashboard()["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {
+            (grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])
+        }
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells
+
+
+def test_every_dashboard_metric_is_registered_by_the_worker_or_pending() -> None:
+    assert worker_metrics.READY is not None  # the module registered its metrics on import
+    exported = series_names(generate_latest(REGISTRY).decode())
+    used = {name for _, expr in dashboard_queries(load_dashboard()) for name in metric_names(expr)}
+    missing = used - exported - set(PENDING)
+    assert not missing, f"the dashboard reads metrics the worker does not export: {missing}"
+    arrived = set(PENDING) & exported
+    assert not arrived, f"exported now, remove them from PENDING: {arrived}"
+    assert set(PENDING) <= used, "PENDING lists only what the dashboard reads"
 
 
 # ----------------------------------------------------------------------------- Procfile

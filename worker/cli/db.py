@@ -27,14 +27,17 @@ def db() -> None:
 @db.command()
 def migrate() -> None:
     """Apply the schema migrations the database lacks, and the retention settings (idempotent)."""
+    from rich.console import Console
+
     settings = load_settings()
-    client = connect(settings.clickhouse)
-    try:
-        applied = apply_migrations(
-            client, settings.clickhouse.database, Retention.from_settings(settings.clickhouse)
-        )
-    finally:
-        client.close()
+    with Console(stderr=True).status(f"migrating {settings.clickhouse.describe()}..."):
+        client = connect(settings.clickhouse)
+        try:
+            applied = apply_migrations(
+                client, settings.clickhouse.database, Retention.from_settings(settings.clickhouse)
+            )
+        finally:
+            client.close()
     click.echo(f"applied {applied}" if applied else "schema is up to date")
 
 
@@ -87,7 +90,14 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="NAME=VALUE",
     help="A query parameter, used in the SQL as {NAME:Type} (repeatable).",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: for people; csv: with a header row; json: one object per row.",
+)
 def query(sql: str | None, sql_file: Any, params: tuple[str, ...], fmt: str) -> None:
     """Run read-only SQL (readonly=1: nothing can be written) and print the result.
 

@@ -102,7 +102,13 @@ def _free_port() -> int:
 @click.command()
 @click.option("--valid", default=1000, show_default=True, help="Well-formed requests to send.")
 @click.option("--invalid", default=100, show_default=True, help="Broken requests to send.")
-@click.option("--timeout", "timeout_s", default=120.0, show_default=True)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for every response and dead letter.",
+)
 def demo(valid: int, invalid: int, timeout_s: float) -> None:
     """Start a worker, publish sample requests, and show what reached Kafka and ClickHouse."""
     console = Console(stderr=True)
@@ -122,6 +128,7 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     if "SECURITY_MASTER_KEY" not in env and "SECURITY_MASTER_KEY_FILE" not in env:
         # A throwaway master key: the demo's API keys live only as long as its Redis prefix.
         env["SECURITY_MASTER_KEY"] = new_master_key()
+    env.setdefault("WORKER_LOG_FORMAT", "console")
     os.environ.update(env)
     settings = load_settings()
     topology = load_topology(settings.worker.topics_file)

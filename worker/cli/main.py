@@ -7,7 +7,7 @@ import sys
 import click
 
 from worker import __version__
-from worker.cli import db, demo, keys, run, schemas, topics
+from worker.cli import db, demo, dlq, doctor, keys, load, run, schemas, topics
 from worker.errors import WorkerError
 
 
@@ -27,6 +27,9 @@ cli.add_command(schemas.schemas)
 cli.add_command(db.db)
 cli.add_command(demo.demo)
 cli.add_command(keys.keys)
+cli.add_command(load.load)
+cli.add_command(dlq.dlq)
+cli.add_command(doctor.doctor)
 
 
 def main() -> None:

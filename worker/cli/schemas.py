@@ -17,7 +17,14 @@ def schemas() -> None:
 
 
 @schemas.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("schemas"))
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Where the schema files live.",
+)
 def export(directory: Path) -> None:
     """Write every schema file from the models."""
     for path in write(directory, default_registry()):
@@ -25,7 +32,14 @@ def export(directory: Path) -> None:
 
 
 @schemas.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("schemas"))
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Where the schema files live.",
+)
 def check(directory: Path) -> None:
     """Exit 1 if the committed schema files differ from the models."""
     problems = drift(directory, default_registry())

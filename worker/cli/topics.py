@@ -27,8 +27,12 @@ def topics() -> None:
 @topics.command()
 def create() -> None:
     """Create every declared topic that is missing; report on all."""
+    from rich.console import Console
+
     settings = load_settings()
-    reports = asyncio.run(create_topics(settings.kafka, load_topology(settings.worker.topics_file)))
+    topology = load_topology(settings.worker.topics_file)
+    with Console(stderr=True).status(f"creating topics on {settings.kafka.bootstrap_servers}..."):
+        reports = asyncio.run(create_topics(settings.kafka, topology))
     _print(reports)
     if not all(report.ok for report in reports):
         sys.exit(1)
@@ -37,8 +41,12 @@ def create() -> None:
 @topics.command()
 def check() -> None:
     """Verify partitions, replication and config of every declared topic (exit 1 on mismatch)."""
+    from rich.console import Console
+
     settings = load_settings()
-    reports = asyncio.run(check_topics(settings.kafka, load_topology(settings.worker.topics_file)))
+    topology = load_topology(settings.worker.topics_file)
+    with Console(stderr=True).status(f"checking topics on {settings.kafka.bootstrap_servers}..."):
+        reports = asyncio.run(check_topics(settings.kafka, topology))
     _print(reports)
     if not all(report.ok for report in reports):
         sys.exit(1)

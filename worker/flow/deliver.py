@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from worker.errors import DatabaseError, ServerError, SystemFailureError, WorkerError
 from worker.faults import FaultInjector
+from worker.flow.observer import FlowObserver, NullObserver
 from worker.flow.output import BatchOutput
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
@@ -61,6 +62,7 @@ class BatchHandler:
         backoff_max_s: float = 5.0,
         retry_budget_s: float = 0.0,
         faults: FaultInjector | None = None,
+        observer: FlowObserver | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sink = sink
@@ -68,11 +70,14 @@ class BatchHandler:
         self._backoff_max_s = backoff_max_s
         self._retry_budget_s = retry_budget_s
         self._faults = faults or FaultInjector(FaultSettings.model_construct())
+        self.observer: FlowObserver = observer or NullObserver()
         self.retries = 0
         self.dead_lettered = 0
 
     async def handle(self, records: Sequence[InboundRecord]) -> BatchOutput:
         """Process, persist and publish ``records``."""
+        observer = self.observer
+        observer.received(records)
         received_at = time.time()
         deadline = (
             asyncio.get_running_loop().time() + self._retry_budget_s
@@ -85,11 +90,18 @@ class BatchHandler:
             # Persist and publish retry on their own, with the output computed once:
             # running the pipeline again would charge rate limits twice and could
             # answer differently from the rows already stored.
+            started = time.perf_counter()
             await self._retrying("persist", lambda: self.sink.write(output.rows), deadline)
+            observer.stage_finished("persist", len(records), time.perf_counter() - started)
             self._faults.reached("after_insert")
         except RetryBudgetSpentError as spent:
             output = await self._give_up(records, spent.error, received_at)
+        stored_at = time.time()
+        started = time.perf_counter()
         await self._retrying("publish", lambda: self.publisher.publish(output.messages), None)
+        published_at = time.time()
+        observer.stage_finished("publish", len(records), time.perf_counter() - started)
+        observer.delivered(records, output, stored_at=stored_at, published_at=published_at)
         self._faults.reached("after_publish")
         return output
 
@@ -144,6 +156,7 @@ class BatchHandler:
             except ServerError as exc:
                 last = exc
                 self.retries += 1
+                self.observer.retried(step, exc)
                 if deadline is not None and loop.time() + delay > deadline:
                     raise RetryBudgetSpentError(exc) from exc
                 log.warning(

@@ -37,6 +37,9 @@ from worker.flow.records import InboundRecord, Work
 from worker.operations.registry import OperationRegistry
 from worker.operations.sensitive import redact, sensitive_fields
 
+#: Dead letters of one batch logged one by one; the rest are counted in one line.
+LOGGED_DEAD_LETTERS = 20
+
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -137,6 +140,13 @@ class Responder:
             if work.dead_letter:
                 output.dead_letters.append(self._dead_letter(work))
                 slot.add_dead_letter(_dead_letter_row(work, row), record.offset)
+                if len(output.dead_letters) <= LOGGED_DEAD_LETTERS:
+                    _log_dead_letter(work)
+        if len(output.dead_letters) > LOGGED_DEAD_LETTERS:
+            log.info(
+                "%d more dead letters in this batch (see the dead-letter topic)",
+                len(output.dead_letters) - LOGGED_DEAD_LETTERS,
+            )
         return output
 
     def dead_letter_batch(
@@ -302,3 +312,25 @@ class Responder:
             ("dlq-redacted", ",".join(redacted).encode()),
         )
         return OutboundMessage(self._dead_letter_topic, record.key, value, headers)
+
+
+def _log_dead_letter(work: Work) -> None:
+    record = work.record
+    error = work.error
+    code = error.code if error is not None else "unknown"
+    log.info(
+        "dead-lettered %s[%d]@%d: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        code,
+        extra={
+            "request_id": _claimed(work.payload, "request_id"),
+            "correlation_id": _claimed(work.payload, "correlation_id"),
+            "tenant": _claimed(work.payload, "tenant"),
+            "error_code": code,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        },
+    )

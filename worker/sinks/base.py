@@ -33,6 +33,9 @@ class RowSink(Protocol):
     async def write(self, slices: Sequence[PartitionRows]) -> None:
         """Persist every slice, exactly once in effect."""
 
+    async def ping(self) -> None:
+        """Reach the database once (a readiness check); raise when it cannot be reached."""
+
     def forget_positions(self) -> None:
         """Drop cached high-water offsets (partitions moved; read them again)."""
 

@@ -152,7 +152,7 @@ class ClickHouseSink:
     ) -> None:
         self.retries += 1
         overloaded = isinstance(error, DatabaseOverloadedError)
-        metrics.RETRIES.labels("overloaded" if overloaded else "unavailable").inc()
+        metrics.CLICKHOUSE_RETRIES.labels("overloaded" if overloaded else "unavailable").inc()
         metrics.PAUSE_SECONDS.set(self.pacer.pause_s)
         metrics.INSERT_MAX_ROWS.set(self.pacer.max_rows)
         log.warning(
@@ -232,6 +232,14 @@ class ClickHouseSink:
         marks = {int(partition): int(offset) for partition, offset in result.result_rows}
         self._high_water[topic] = marks
         return marks
+
+    async def ping(self) -> None:
+        # On the sink's own thread: chDB has one owner, and the loop never blocks.
+        await self._call(self._ping)
+
+    def _ping(self) -> None:
+        self._open()
+        self._client.command("SELECT 1")
 
     def forget_positions(self) -> None:
         # Rebinding (not clearing) is atomic with respect to the insert thread.

@@ -53,6 +53,9 @@ class MemorySink:
             self.inserts += 1
         self.high_water[key] = max(self.high_water.get(key, -1), fresh.last_offset)
 
+    async def ping(self) -> None:
+        return None
+
     def forget_positions(self) -> None:
         return None
 

@@ -30,7 +30,7 @@ def test_the_sink_metrics_are_registered_with_their_types() -> None:
 
 
 def test_the_exposition_uses_conventional_names_and_units() -> None:
-    metrics.RETRIES.labels("unavailable")
+    metrics.CLICKHOUSE_RETRIES.labels("unavailable")
     metrics.INSERT_SECONDS.labels("requests")
     text = generate_latest(REGISTRY).decode()
     assert "# TYPE worker_clickhouse_retries_total counter" in text

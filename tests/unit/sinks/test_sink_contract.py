@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from worker.errors import DatabaseError
 from worker.flow.output import (
     DEAD_LETTER_COLUMNS,
     REQUEST_COLUMNS,
@@ -148,6 +150,12 @@ async def test_a_written_slice_is_stored(new_sink: NewSink, make_slice: MakeSlic
     under_test = await new_sink()
     await under_test.sink.write([make_slice(range(5))])
     assert await under_test.stored() == positions(range(5))
+
+
+@pytest.mark.asyncio
+async def test_ping_answers_while_the_database_is_reachable(new_sink: NewSink) -> None:
+    under_test = await new_sink()
+    assert await under_test.sink.ping() is None  # raises when the database is unreachable
 
 
 @pytest.mark.asyncio
@@ -401,3 +409,16 @@ class TestClickHouseSink:
             for value in stored
         )
         assert normalized == row
+
+
+@pytest.mark.asyncio
+async def test_clickhouse_ping_fails_when_the_server_cannot_be_reached() -> None:
+    def unreachable() -> Any:
+        raise DatabaseError("cannot open ClickHouse at http://nowhere:8123")
+
+    sink = ClickHouseSink(ClickHouseSettings(path=Path("unused")), unreachable)
+    try:
+        with pytest.raises(DatabaseError, match="nowhere"):
+            await sink.ping()
+    finally:
+        await sink.close()

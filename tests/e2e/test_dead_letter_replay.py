@@ -1,0 +1,170 @@
+"""Dead-letter replay: exactly the filtered messages go back to requests, and are processed.
+
+The story an operator lives: a size limit was too low, so large requests of a
+tenant were dead-lettered ``payload_too_large``. After the limit is raised,
+``worker dlq replay --reason payload_too_large --tenant acme`` puts exactly
+those back; the worker answers them ``ok`` this time, and nothing else moves.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from tests.support.kafka import Received, produce, read_topics
+from tests.support.worker import REPO, WorkerStack
+from worker.loadgen import SampleRequest
+
+pytestmark = pytest.mark.e2e
+
+SMALL_LIMIT = "400"
+
+
+def request(request_id: str, tenant: str, text: str) -> SampleRequest:
+    body = {
+        "request_id": request_id,
+        "tenant": tenant,
+        "operation": "text.stats",
+        "params": {"text": text},
+        "created_at": "2026-11-27T12:00:00Z",
+    }
+    return SampleRequest(request_id.encode(), orjson.dumps(body), request_id, "ok", None, False)
+
+
+def worker_cli(stack: WorkerStack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        env={**stack.env, "COLUMNS": "250"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def assert_republished_exactly(
+    stack: WorkerStack, before: int, chosen: list[SampleRequest]
+) -> None:
+    """The requests topic got ``chosen`` again: same key and value, marked, no dlq-* headers."""
+    topics = stack.topics
+    requests_log = read_topics(
+        stack.bootstrap,
+        [topics.requests],
+        until=lambda seen: len(seen) >= before + len(chosen),
+        timeout_s=60,
+        settle_s=2,
+    )
+    assert len(requests_log) == before + len(chosen)
+    again = [r for r in requests_log if "replayed-from" in r.headers]
+    assert sorted(r.key or b"" for r in again) == sorted(r.key or b"" for r in chosen)
+    originals = {r.key: r.value for r in chosen}
+    for record in again:
+        assert record.value == originals[record.key]
+        assert not [name for name in record.headers if name.startswith("dlq-")]
+        assert record.headers["replayed-from"].startswith(f"{topics.dead_letters}:".encode())
+
+
+def test_replay_republishes_exactly_the_filtered_dead_letters_and_they_are_processed(
+    worker_stack: Callable[..., WorkerStack],
+) -> None:
+    stack = worker_stack(LIMITS_MAX_MESSAGE_BYTES=SMALL_LIMIT)
+    topics = stack.topics
+    big_text = "a long text " * 60
+    big_acme = [request(f"{stack.run_id}-big-acme-{i}", "acme", big_text) for i in range(6)]
+    big_globex = [request(f"{stack.run_id}-big-globex-{i}", "globex", big_text) for i in range(4)]
+    small = [request(f"{stack.run_id}-small-{i}", "acme", "short") for i in range(20)]
+    broken = [
+        SampleRequest(f"{stack.run_id}-broken-{i}".encode(), b"{nope", None, "error", None, True)
+        for i in range(5)
+    ]
+    everything = [*big_acme, *small, *big_globex, *broken]
+    produce(stack.bootstrap, topics.requests, everything)
+    dead_count = len(big_acme) + len(big_globex) + len(broken)
+
+    stack.start()
+
+    def first_pass_done(seen: list[Received]) -> bool:
+        counts = Counter(r.topic for r in seen)
+        return counts[topics.responses] >= len(everything) and (
+            counts[topics.dead_letters] >= dead_count
+        )
+
+    read_topics(
+        stack.bootstrap,
+        [topics.responses, topics.dead_letters],
+        until=first_pass_done,
+        timeout_s=120,
+        alive=stack.alive,
+    )
+    assert stack.stop() == 0, stack.logs()
+
+    # What the filter selects: acme's large requests only.
+    filters = ["--reason", "payload_too_large", "--tenant", "acme", "--since", "1h"]
+    inspected = worker_cli(stack, "dlq", "inspect", *filters, "--format", "json", "--limit", "0")
+    assert inspected.returncode == 0, inspected.stderr
+    listed = [orjson.loads(line) for line in inspected.stdout.splitlines()]
+    assert sorted(d["request_id"] for d in listed) == sorted(r.request_id for r in big_acme)
+    assert {d["reason"] for d in listed} == {"payload_too_large"}
+
+    nothing = worker_cli(stack, "dlq", "replay", *filters, "--until", "2h", "--yes")
+    assert nothing.returncode == 0, nothing.stderr
+    assert "0 dead letters match" in nothing.stderr
+
+    replayed = worker_cli(stack, "dlq", "replay", *filters, "--yes")
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"replayed {len(big_acme)} messages to {topics.requests}" in replayed.stdout
+
+    assert_republished_exactly(stack, len(everything), big_acme)
+
+    # With the limit raised, the worker processes them: answered ok, stored ok.
+    stack.extra_env["LIMITS_MAX_MESSAGE_BYTES"] = "262144"
+    stack.start()
+    acme_keys = {r.key for r in big_acme}
+
+    def answered_ok(seen: list[Received]) -> bool:
+        ok = {r.key for r in seen if orjson.loads(r.value)["status"] == "ok"}
+        return acme_keys <= ok
+
+    responses = read_topics(
+        stack.bootstrap,
+        [topics.responses],
+        until=answered_ok,
+        timeout_s=120,
+        settle_s=3,
+        alive=stack.alive,
+    )
+    assert stack.stop() == 0, stack.logs()
+    statuses: dict[bytes | None, list[str]] = {}
+    for record in responses:
+        statuses.setdefault(record.key, []).append(orjson.loads(record.value)["status"])
+    for sample in big_acme:
+        assert statuses[sample.key] == ["error", "ok"], "dead-lettered first, answered on replay"
+    for sample in (*big_globex, *small, *broken):
+        assert len(statuses[sample.key]) == 1, "not replayed, so answered once"
+
+    rows = stack.query(
+        "SELECT request_id, status FROM requests FINAL WHERE request_id LIKE '%-big-acme-%'"
+    )
+    assert {row["request_id"]: row["status"] for row in rows} == {
+        r.request_id: "ok" for r in big_acme
+    }
+    # A request too large to parse is stored under its position (its id is never read).
+    [too_large] = stack.query(
+        "SELECT count() AS n FROM requests WHERE error_code = 'payload_too_large'"
+    )
+    assert too_large["n"] == len(big_acme) + len(big_globex), "the replay failed nothing again"
+
+    letters = read_topics(
+        stack.bootstrap,
+        [topics.dead_letters],
+        until=lambda seen: len(seen) >= dead_count,
+        timeout_s=60,
+        settle_s=1,
+    )
+    assert len(letters) == dead_count, "the replayed requests did not fail again"
