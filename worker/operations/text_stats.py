@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,8 @@ class TextStatsOperation(Operation[TextStatsParams, TextStatsResult]):
     description = "Count characters, words and lines, and list the most frequent words."
     params_model = TextStatsParams
     result_model = TextStatsResult
+    # A pure function of its params: an answer never goes stale, so only the TTL bounds it.
+    cache_ttl_s: ClassVar[float] = 3600.0
 
     async def handle(
         self, tenant_params: Sequence[tuple[str, TextStatsParams]]
