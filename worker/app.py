@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.agents import register_agents
+from worker.cache.service import ResultCache
 from worker.clickhouse.client import connect
+from worker.flow.cache import CacheLookupStage, CacheStoreStage
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
 from worker.flow.pipeline import Pipeline
@@ -48,14 +50,21 @@ def build_pipeline(
     registry: OperationRegistry,
     *,
     limiter: RateLimiter,
+    cache: ResultCache | None = None,
 ) -> Pipeline:
-    """The request flow, stage by stage, in the order a request meets them."""
+    """The request flow, stage by stage, in the order a request meets them.
+
+    Without a ``cache`` every request is processed (``meta.cache: "bypass"``).
+    """
+    cached = cache is not None and settings.cache.enabled
     return Pipeline(
         stages=[
             DecodeStage(settings.limits),
             ValidateStage(registry),
             RateLimitStage(limiter, settings.limits.on_redis_unavailable),
+            *([CacheLookupStage(cache)] if cached and cache is not None else []),
             ProcessStage(),
+            *([CacheStoreStage(cache)] if cached and cache is not None else []),
         ],
         responder=Responder(
             responses_topic=topics.responses, dead_letter_topic=topics.dead_letters

@@ -1,7 +1,7 @@
 """Frozen settings, one model per external system.
 
 Every model reads its own environment prefix (``KAFKA_``, ``CLICKHOUSE_``,
-``REDIS_``, ``LIMITS_``, ``WORKER_``). :func:`load_settings` builds them once at
+``REDIS_``, ``LIMITS_``, ``WORKER_``, ``CACHE_``). :func:`load_settings` builds them once at
 start-up; everything else receives them as arguments and never reads the
 environment itself.
 """
@@ -120,10 +120,49 @@ class WorkerSettings(BaseSettings):
         return value.expanduser()
 
 
+class CacheSettings(BaseSettings):
+    """The result cache on RocksDB-backed Faust tables: TTLs, memory, sweeping, warming.
+
+    The memory bounds hold for the whole process: every table partition (active
+    or standby) shares one block cache and one memtable budget.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CACHE_", frozen=True, extra="ignore")
+
+    enabled: bool = Field(default=True, description="false: every request is answered uncached.")
+    ttl_s: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-operation TTL overrides in seconds, JSON: {"price.quote": 60}; 0 = off.',
+    )
+    not_found_ttl_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-operation TTL overrides for cached not_found answers, JSON.",
+    )
+    block_cache_mb: int = Field(default=64, ge=1, le=65536)
+    memtable_budget_mb: int = Field(default=64, ge=4, le=65536)
+    write_buffer_mb: int = Field(default=8, ge=1, le=1024)
+    max_open_files: int = Field(default=128, ge=16, le=100_000)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    sweep_max_entries: int = Field(default=10_000, gt=0, description="Entries examined per sweep.")
+    warm_max_keys: int = Field(default=1000, ge=0, le=1_000_000)
+    warm_window_s: int = Field(default=3600, gt=0, description="How far back hot keys are read.")
+    warm_timeout_s: float = Field(
+        default=10.0, ge=0, description="Warming stops after this long; the worker serves anyway."
+    )
+
+    @field_validator("ttl_s", "not_found_ttl_s")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, seconds in value.items():
+            if seconds < 0:
+                raise ValueError(f"TTL of {name!r} must be >= 0, got {seconds}")
+        return value
+
+
 class Settings:
     """The settings of every external system, built once."""
 
-    __slots__ = ("clickhouse", "kafka", "limits", "redis", "worker")
+    __slots__ = ("cache", "clickhouse", "kafka", "limits", "redis", "worker")
 
     def __init__(
         self,
@@ -133,12 +172,14 @@ class Settings:
         redis: RedisSettings,
         limits: LimitsSettings,
         worker: WorkerSettings,
+        cache: CacheSettings,
     ) -> None:
         self.kafka = kafka
         self.clickhouse = clickhouse
         self.redis = redis
         self.limits = limits
         self.worker = worker
+        self.cache = cache
 
 
 def load_settings() -> Settings:
@@ -149,4 +190,5 @@ def load_settings() -> Settings:
         redis=RedisSettings(),
         limits=LimitsSettings(),
         worker=WorkerSettings(),
+        cache=CacheSettings(),
     )

@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from worker.app import TopicNames, build_pipeline
+from worker.cache.service import ResultCache
 from worker.clickhouse.client import connect
 from worker.flow.output import PartitionRows, RequestRow
 from worker.flow.pipeline import Pipeline
@@ -29,6 +30,7 @@ from worker.flow.records import Headers, InboundRecord, Work
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.ratelimit.memory import MemoryRateLimiter
 from worker.settings import (
+    CacheSettings,
     ClickHouseSettings,
     KafkaSettings,
     LimitsSettings,
@@ -117,6 +119,7 @@ def make_settings() -> Callable[..., Settings]:
             redis=RedisSettings(),
             limits=LimitsSettings(**values),
             worker=WorkerSettings(),
+            cache=CacheSettings(),
         )
 
     return make
@@ -127,6 +130,7 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
     """The production pipeline (``build_pipeline``) with an in-memory rate limiter.
 
     The limiter's bucket is large enough that no test is limited unless it asks.
+    Without a ``cache`` the pipeline has no cache stages.
     """
 
     def make(
@@ -134,6 +138,7 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
         *,
         rate: float = 1_000_000.0,
         burst: int = 1_000_000,
+        cache: ResultCache | None = None,
         **limits: Any,
     ) -> Pipeline:
         return build_pipeline(
@@ -141,6 +146,7 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
             TOPICS,
             registry if registry is not None else default_registry(),
             limiter=MemoryRateLimiter(rate, burst),
+            cache=cache,
         )
 
     return make
@@ -167,6 +173,8 @@ def make_row() -> Callable[..., RequestRow]:
             topic,
             partition,
             offset,
+            "",
+            "",
         )
 
     return make

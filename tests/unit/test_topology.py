@@ -9,6 +9,7 @@ import pytest
 from worker.app import TopicNames
 from worker.errors import ConfigurationError
 from worker.settings import (
+    CacheSettings,
     ClickHouseSettings,
     KafkaSettings,
     LimitsSettings,
@@ -59,6 +60,7 @@ def test_topic_names_get_the_prefix(topics_file: Path) -> None:
         redis=RedisSettings(),
         limits=LimitsSettings(),
         worker=WorkerSettings(),
+        cache=CacheSettings(),
     )
     names = TopicNames.resolve(settings, load_topology(topics_file))
     assert names == TopicNames("run1.requests", "run1.responses", "run1.requests.dead-letter")

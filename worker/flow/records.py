@@ -46,6 +46,9 @@ class Work:
     result: dict[str, Any] | None = None
     error: WorkerError | None = None
     cache: CacheStatus = "bypass"
+    #: The cache key and the canonical params it was derived from ("" if not cacheable).
+    cache_key: str = ""
+    cache_params: str = ""
     dead_letter: bool = False
     processed_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)

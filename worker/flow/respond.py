@@ -15,6 +15,8 @@ from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows, Requ
 from worker.flow.records import Work
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: Longer canonical params are not stored with the row (warming cannot recompute those keys).
+_MAX_STORED_PARAMS = 4096
 
 
 def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
@@ -121,6 +123,8 @@ class Responder:
             record.topic,
             record.partition,
             record.offset,
+            work.cache_key,
+            work.cache_params if len(work.cache_params) <= _MAX_STORED_PARAMS else "",
         )
         return message, row
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows
+from worker.flow.output import REQUEST_COLUMNS, BatchOutput, OutboundMessage, PartitionRows
 
 MakeSlice = Callable[..., PartitionRows]
 
@@ -44,7 +44,7 @@ class TestPartitionRows:
         fresh = part.above(5)
         assert fresh is not None
         assert fresh.offsets == [9, 8]
-        assert [row[-1] for row in fresh.rows] == [9, 8]
+        assert [row[REQUEST_COLUMNS.index("source_offset")] for row in fresh.rows] == [9, 8]
 
 
 def test_messages_are_the_responses_then_the_dead_letters() -> None:
