@@ -47,6 +47,8 @@ def register_agents(worker: WorkerApp) -> None:
         )
     )
     handler = worker.handler
+    # Batches, invalidations, sweeps and warming write the cache one at a time.
+    cache_lock = worker.cache.lock
 
     async def requests_loop() -> None:
         ack = app.consumer.ack
@@ -55,7 +57,8 @@ def register_agents(worker: WorkerApp) -> None:
             # Fetches that queued up meanwhile join the batch, up to its size.
             while feed.qsize() and len(messages) < batch_max:
                 messages.extend(feed.queue.get_nowait())
-            await handler.handle([to_record(message) for message in messages])
+            async with cache_lock:
+                await handler.handle([to_record(message) for message in messages])
             # Only now, with rows stored and responses confirmed, may Faust commit.
             for message in messages:
                 ack(message)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.agents import register_agents
+from worker.cache.runtime import CacheRuntime, CacheTopics
 from worker.cache.service import ResultCache
+from worker.cache.warming import ClickHouseHotKeys
 from worker.clickhouse.client import connect
 from worker.flow.cache import CacheLookupStage, CacheStoreStage
 from worker.flow.decode import DecodeStage
@@ -21,9 +23,11 @@ from worker.operations.registry import OperationRegistry, default_registry
 from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
 from worker.ratelimit.redis import RedisRateLimiter
+from worker.reference.tables import ReferenceTables, TableCatalog
 from worker.settings import Settings
 from worker.sinks.clickhouse import ClickHouseSink
-from worker.topology import Topology, load_topology
+from worker.state.rocksdb import MemoryBudget
+from worker.topology import Role, Topology, load_topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,10 @@ class WorkerApp:
     handler: BatchHandler
     sink: ClickHouseSink
     limiter: RedisRateLimiter
+    #: The result cache on Faust tables; ``cache.warmed`` is set once warming is done.
+    cache: CacheRuntime
+    #: Products and rates, global tables fed from the reference topics.
+    reference: ReferenceTables
 
 
 def build_app(settings: Settings, registry: OperationRegistry | None = None) -> WorkerApp:
@@ -97,8 +105,8 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         batch_feed=BatchFeed([topics.requests]),
         broker=settings.kafka.broker_url,
         datadir=str(data_dir / "faust"),
-        # Result tables come with the cache layer; nothing is stored in Faust tables yet.
-        store="memory://",
+        # The cache and reference tables bring their own bounded RocksDB store (worker.state).
+        store="rocksdb://",
         autodiscover=False,
         # Topics are declared in topics/ and created by `worker topics create`.
         topic_allow_declare=False,
@@ -123,11 +131,28 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     limiter = RedisRateLimiter(
         settings.redis, settings.limits.rate_per_second, settings.limits.rate_burst
     )
+    budget = MemoryBudget(settings.cache)
+    reference = ReferenceTables(
+        app,
+        products=_declared(settings, topology, "reference_products"),
+        rates=_declared(settings, topology, "reference_rates"),
+        budget=budget,
+    )
+    registry = registry or default_registry(TableCatalog(reference))
+    cache = CacheRuntime(app, settings.cache, CacheTopics.resolve(settings, topology), budget)
+    cache.register(registry, ClickHouseHotKeys(sink.query, settings.clickhouse.database), reference)
     handler = BatchHandler(
-        build_pipeline(settings, topics, registry or default_registry(), limiter=limiter),
+        build_pipeline(settings, topics, registry, limiter=limiter, cache=cache.cache),
         sink,
         KafkaPublisher(app.producer),
     )
-    worker_app = WorkerApp(settings, topology, topics, app, handler, sink, limiter)
+    worker_app = WorkerApp(
+        settings, topology, topics, app, handler, sink, limiter, cache, reference
+    )
     register_agents(worker_app)
     return worker_app
+
+
+def _declared(settings: Settings, topology: Topology, role: Role) -> tuple[str, int]:
+    spec = topology.by_role(role)
+    return settings.kafka.topic(spec.name), spec.partitions

@@ -16,7 +16,8 @@ are retried with backoff by the stage that owns the external system.
     │   ├── ServiceError             service_failed
     │   ├── DatabaseError            database_unavailable
     │   ├── RateLimiterError         rate_limiter_unavailable
-    │   └── PublishError             publish_failed
+    │   ├── PublishError             publish_failed
+    │   └── CacheError               cache_unavailable    the cache changelog refused a removal
     └── ConfigurationError           configuration_invalid (start-up only)
 
 The ``code`` strings are part of the public contract (responses, ClickHouse
@@ -143,6 +144,12 @@ class RateLimiterError(ServerError):
 
 class PublishError(ServerError):
     code = "publish_failed"
+
+
+class CacheError(ServerError):
+    """The cache's changelog did not confirm a removal; the invalidation or sweep is retried."""
+
+    code = "cache_unavailable"
 
 
 class ConfigurationError(WorkerError):

@@ -118,8 +118,11 @@ class ResultCache:
 
     # ------------------------------------------------------------------ lookups and write-backs
 
-    def lookup(self, requests: Sequence[CacheRequest]) -> list[Lookup]:
-        """What the cache holds for each request; one multi-get per partition."""
+    def lookup(self, requests: Sequence[CacheRequest], *, count: bool = True) -> list[Lookup]:
+        """What the cache holds for each request; one multi-get per partition.
+
+        ``count=False`` keeps the lookups out of the request metrics (warming).
+        """
         partitions = self.store.partitions
         owned = self.store.owned()
         lookups = []
@@ -140,8 +143,9 @@ class ResultCache:
             for lookup, raw in zip(group, found, strict=True):
                 if raw is not None:
                     self._judge(lookup, CacheEntry.decode(raw), now)
-        for lookup in lookups:
-            self.metrics.requests.labels(result=lookup.status).inc()
+        if count:
+            for lookup in lookups:
+                self.metrics.requests.labels(result=lookup.status).inc()
         return lookups
 
     @staticmethod

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import rocksdict
 
 from worker.cache.base import Space
+from worker.errors import CacheError
 from worker.state.tables import DeclaredTable
 
 
@@ -89,11 +90,20 @@ class TableCacheStore:
         if not deletes:
             return
         send = self._changelog.send
-        reports = [
-            send(self._tables[space], partition, key.encode(), None) for space, key in deletes
-        ]
-        async with asyncio.timeout(self._confirm_timeout_s):
-            await asyncio.gather(*reports)
+        try:
+            reports = [
+                send(self._tables[space], partition, key.encode(), None) for space, key in deletes
+            ]
+            async with asyncio.timeout(self._confirm_timeout_s):
+                await asyncio.gather(*reports)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise CacheError(
+                f"the changelog did not confirm {len(deletes)} removals in partition {partition}: "
+                f"{exc!r}",
+                details={"partition": partition},
+            ) from exc
         batches: dict[Space, Any] = {}
         for space, key in deletes:
             batch = batches.get(space)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from worker import __version__
-from worker.cli import db, demo, run, schemas, topics
+from worker.cli import cache, db, demo, reference, run, schemas, topics
 from worker.errors import WorkerError
 
 
@@ -17,7 +17,7 @@ def cli() -> None:
     """A request/response stream worker: Kafka in, ClickHouse and Kafka out.
 
     Configuration comes from the environment (KAFKA_*, CLICKHOUSE_*, REDIS_*,
-    LIMITS_*, WORKER_*); see the README.
+    LIMITS_*, WORKER_*, CACHE_*); see the README.
     """
 
 
@@ -26,6 +26,8 @@ cli.add_command(topics.topics)
 cli.add_command(schemas.schemas)
 cli.add_command(db.db)
 cli.add_command(demo.demo)
+cli.add_command(reference.reference)
+cli.add_command(cache.cache)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from worker.clickhouse.migrate import migrate
+from worker.errors import DatabaseError
 from worker.flow.output import REQUEST_COLUMNS, PartitionRows
 from worker.sinks.base import dedup_token
 
@@ -127,6 +128,21 @@ class ClickHouseSink:
                 delay = min(delay * 2, self._backoff_max_s)
             else:
                 return
+
+    async def query(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query, on the sink's connection and thread (chDB has one owner)."""
+
+        def run() -> list[tuple[Any, ...]]:
+            self._open()
+            result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
+            return [tuple(row) for row in result.result_rows]
+
+        try:
+            return await self._call(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise DatabaseError(f"ClickHouse query failed: {exc}") from exc
 
     def forget_positions(self) -> None:
         # Rebinding (not clearing) is atomic with respect to the insert thread.
