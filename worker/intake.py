@@ -63,6 +63,17 @@ class BatchFeed:
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose fetch loop feeds batches for the feed's topics."""
 
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        # Faust forgets the acknowledged offsets of revoked partitions first and commits
+        # in its revocation handler afterwards, so what was acknowledged since the last
+        # timed commit would be processed again by the partitions' next owner (seen as
+        # duplicate rows when a worker joins under load). Commit it before it is forgotten,
+        # once any commit in progress is done (commit() skips while one runs).
+        while await self.maybe_wait_for_commit_to_finish():
+            pass
+        await self.commit()
+        await super().on_partitions_revoked(revoked)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901 - mirrors Faust's loop
         feed = cast("BatchApp", self.app).batch_feed
         batch_topics = feed.topics
