@@ -40,7 +40,9 @@ class RecordingChangelog:
     records: list[tuple[str, int, bytes, bytes | None]] = field(default_factory=list)
     fail: bool = False
 
-    def send(self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None) -> Any:
+    async def send(
+        self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None
+    ) -> Any:
         if self.fail:
             raise ConnectionError("broker unreachable")
         self.records.append((table.name, partition, key, value))

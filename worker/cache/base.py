@@ -29,8 +29,12 @@ class CacheStore(Protocol):
     def get_many(self, partition: int, space: Space, keys: Sequence[str]) -> list[bytes | None]:
         """The stored values of ``keys``, None where absent; one round of local reads."""
 
-    def put_many(self, partition: int, writes: Sequence[tuple[Space, str, bytes]]) -> None:
-        """Store every write, locally and in the changelog (not awaited: a lost write is a miss)."""
+    async def put_many(self, partition: int, writes: Sequence[tuple[Space, str, bytes]]) -> None:
+        """Store every write, locally and in the changelog.
+
+        Returns once the changelog records are handed to the producer, without
+        waiting for the broker: a lost write is only a future miss.
+        """
 
     async def delete_many(self, partition: int, deletes: Sequence[tuple[Space, str]]) -> None:
         """Remove keys: tombstones go to the changelog and are confirmed, then local data goes.

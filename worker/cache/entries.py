@@ -14,11 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from worker.cache.keys import operation_of
-
 _EXPIRY = struct.Struct(">d")
-#: The prefix of the implicit tag every entry carries for its operation.
-OPERATION_TAG = "op:"
 
 EntryKind = Literal["ok", "not_found"]
 
@@ -42,9 +38,10 @@ class CacheEntry:
         """Whether the entry may no longer be served at ``now``."""
         return now >= self.expires_at
 
-    def tags(self, key: str) -> list[str]:
-        """The tags the index holds for this entry under ``key``."""
-        return [*self.dependencies, f"{OPERATION_TAG}{operation_of(key)}"]
+    @property
+    def tags(self) -> list[str]:
+        """The tags the index holds for this entry: those of its dependencies."""
+        return list(self.dependencies)
 
     def encode(self) -> bytes:
         payload = orjson.dumps(

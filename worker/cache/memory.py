@@ -38,7 +38,7 @@ class MemoryCacheStore:
         data = self._space(partition, space)
         return [data.get(key) for key in keys]
 
-    def put_many(self, partition: int, writes: Sequence[tuple[Space, str, bytes]]) -> None:
+    async def put_many(self, partition: int, writes: Sequence[tuple[Space, str, bytes]]) -> None:
         for space, key, value in writes:
             self._space(partition, space)[key] = value
 

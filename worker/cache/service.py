@@ -13,6 +13,7 @@ changelog tombstones by the sweep (expired) or by an invalidation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -24,7 +25,6 @@ from pydantic import BaseModel
 
 from worker.cache.base import CacheStore, Space
 from worker.cache.entries import (
-    OPERATION_TAG,
     CacheEntry,
     encode_expiry,
     expiry_of,
@@ -33,7 +33,7 @@ from worker.cache.entries import (
     split_index_key,
 )
 from worker.cache.invalidation import Invalidation
-from worker.cache.keys import CacheKey, derive, partition_for, tenant_prefix
+from worker.cache.keys import CacheKey, derive, operation_of, partition_for, tenant_prefix
 from worker.cache.metrics import CacheMetrics
 from worker.errors import NotFoundError
 from worker.operations.base import Operation
@@ -168,7 +168,7 @@ class ResultCache:
         else:
             lookup.status = "negative" if entry.kind == "not_found" else "hit"
 
-    def store_answers(self, answers: Sequence[tuple[Lookup, Answer]]) -> int:
+    async def store_answers(self, answers: Sequence[tuple[Lookup, Answer]]) -> int:
         """Write back the answers computed for missed lookups; returns how many were stored."""
         owned = self.store.owned()
         now = self._clock()
@@ -184,12 +184,10 @@ class ResultCache:
             partition_writes = writes[lookup.partition]
             partition_writes.append(("entries", key, entry.encode()))
             expiry = encode_expiry(entry.expires_at)
-            partition_writes.extend(
-                ("index", index_key(tag, key), expiry) for tag in entry.tags(key)
-            )
+            partition_writes.extend(("index", index_key(tag, key), expiry) for tag in entry.tags)
             stored += 1
         for partition, partition_writes in writes.items():
-            self.store.put_many(partition, partition_writes)
+            await self.store.put_many(partition, partition_writes)
         return stored
 
     def _entry(self, lookup: Lookup, answer: Answer, now: float) -> CacheEntry | None:
@@ -238,6 +236,8 @@ class ResultCache:
             if partition_for(value, self.store.partitions) != partition:
                 return 0
             return await self._remove(partition, [value], [])
+        if kind == "operation":
+            return await self._invalidate_operation(value, partition)
         removed = 0
         while True:
             if kind == "tenant":
@@ -246,13 +246,29 @@ class ResultCache:
                 )
                 keys, index_keys = [key for key, _ in pairs], []
             else:
-                tag = value if kind == "tag" else f"{OPERATION_TAG}{value}"
-                pairs = self.store.scan(partition, "index", prefix=index_prefix(tag), limit=_CHUNK)
+                pairs = self.store.scan(
+                    partition, "index", prefix=index_prefix(value), limit=_CHUNK
+                )
                 index_keys = [key for key, _ in pairs]
                 keys = [split_index_key(key)[1] for key in index_keys]
             removed += await self._remove(partition, keys, index_keys)
             if len(pairs) < _CHUNK:
                 return removed
+
+    async def _invalidate_operation(self, operation: str, partition: int) -> int:
+        # Keys lead with the tenant, so an operation's entries are found by a scan of the
+        # partition rather than through the index: an index key per entry for a rare
+        # administrative action would add a changelog record to every write-back.
+        removed = 0
+        start = ""
+        while True:
+            pairs = self.store.scan(partition, "entries", start=start, limit=_CHUNK)
+            keys = [key for key, _ in pairs if operation_of(key) == operation]
+            removed += await self._remove(partition, keys, [])
+            if len(pairs) < _CHUNK:
+                return removed
+            start = pairs[-1][0] + "\0"
+            await asyncio.sleep(0)
 
     async def _remove(self, partition: int, keys: Sequence[str], index_keys: Sequence[str]) -> int:
         """Remove entries ``keys`` with all their index keys, and ``index_keys`` themselves."""
@@ -263,7 +279,8 @@ class ResultCache:
                 continue
             present += 1
             deletes[("entries", key)] = None
-            deletes.update(dict.fromkeys(("index", index_key(t, key)) for t in _tags(raw, key)))
+            tags = CacheEntry.decode(raw).tags
+            deletes.update(dict.fromkeys(("index", index_key(tag, key)) for tag in tags))
         await self.store.delete_many(partition, list(deletes))
         return present
 
@@ -312,7 +329,3 @@ class ResultCache:
         """Drop sweep positions of partitions no longer owned."""
         kept = frozenset(keep)
         self._cursors = {c: k for c, k in self._cursors.items() if c[0] in kept}
-
-
-def _tags(raw: bytes, key: str) -> list[str]:
-    return CacheEntry.decode(raw).tags(key)

@@ -6,9 +6,9 @@ partition is. The worker reads requests in whole batches from several
 partitions, with no current event, and an answer belongs to the partition
 that owns its cache key (see ``docs/cache.md``). So this store addresses
 partitions explicitly: it writes a partition's RocksDB database through
-Faust's store and sends the changelog record to the same partition with
-``Table.send_changelog(partition, ...)``, whose delivery callback records the
-changelog offset in that database exactly as Faust's own writes do. Restore,
+Faust's store and sends the changelog record to the same partition itself,
+recording the changelog offset in that database on delivery exactly as
+Faust's own writes do. Restore,
 standby replicas and rebalancing stay Faust's: a changelog record of partition
 p is applied to partition p's database, which is where this store wrote it.
 """
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import rocksdict
+from faust.types import TP
 
 from worker.cache.base import Space
 from worker.errors import CacheError
@@ -27,21 +28,41 @@ from worker.state.tables import DeclaredTable
 
 
 class Changelog(Protocol):
-    """Where a table's changes go: ``send`` returns the delivery report to await."""
+    """Where a table's changes go."""
 
-    def send(self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None) -> Any:
-        """Schedule one changelog record; the result can be awaited for the broker's ack."""
+    async def send(
+        self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None
+    ) -> Awaitable[Any]:
+        """Hand one record to the producer; the result resolves when the broker has it."""
 
 
 class TableChangelog:
-    """The real changelog: Faust's producer buffer, records confirmed asynchronously."""
+    """The real changelog: the Faust app's producer, one record per change.
 
-    def send(
+    Records go straight to the producer (which batches them), not through
+    Faust's ``send_soon`` buffer: Faust flushes that buffer completely before
+    every offset commit, and with a changelog record or more for every cached
+    answer, a busy worker kept refilling it and commits waited for many
+    seconds. Each confirmed record moves the partition's persisted changelog
+    offset, as Faust's own table writes do.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    async def send(
         self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None
     ) -> Awaitable[Any]:
-        return table.send_changelog(
-            partition, key, value, key_serializer="raw", value_serializer="raw"
-        )
+        topic = table.changelog_topic_name
+        report = await self._producer.send(topic, key, value, partition, None, None)
+        store = table.store
+
+        def persisted(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                store.persist_offset(TP(topic, partition), done.result().offset)
+
+        report.add_done_callback(persisted)
+        return cast(Awaitable[Any], report)
 
 
 class TableCacheStore:
@@ -60,7 +81,7 @@ class TableCacheStore:
         self._tables: dict[Space, DeclaredTable] = {"entries": entries, "index": index}
         self._partitions = partitions
         self._owned = owned
-        self._changelog = changelog or TableChangelog()
+        self._changelog = changelog or TableChangelog(entries.app.producer)
         self._confirm_timeout_s = confirm_timeout_s
 
     @property
@@ -73,7 +94,7 @@ class TableCacheStore:
     def get_many(self, partition: int, space: Space, keys: Sequence[str]) -> list[bytes | None]:
         return self._tables[space].store.get_many(partition, [key.encode() for key in keys])
 
-    def put_many(self, partition: int, writes: Sequence[tuple[Space, str, bytes]]) -> None:
+    async def put_many(self, partition: int, writes: Sequence[tuple[Space, str, bytes]]) -> None:
         batches: dict[Space, Any] = {}
         for space, key, value in writes:
             batch = batches.get(space)
@@ -84,7 +105,7 @@ class TableCacheStore:
             self._tables[space].store.db(partition).write(batch)
         send = self._changelog.send
         for space, key, value in writes:
-            send(self._tables[space], partition, key.encode(), value)
+            await send(self._tables[space], partition, key.encode(), value)
 
     async def delete_many(self, partition: int, deletes: Sequence[tuple[Space, str]]) -> None:
         if not deletes:
@@ -92,7 +113,8 @@ class TableCacheStore:
         send = self._changelog.send
         try:
             reports = [
-                send(self._tables[space], partition, key.encode(), None) for space, key in deletes
+                await send(self._tables[space], partition, key.encode(), None)
+                for space, key in deletes
             ]
             async with asyncio.timeout(self._confirm_timeout_s):
                 await asyncio.gather(*reports)

@@ -189,4 +189,4 @@ class Warmer:
                     answers.append((lookup, outcome))
                 elif not isinstance(outcome, ClientError):
                     answers.append((lookup, outcome.model_dump(mode="json")))
-        return self._cache.store_answers(answers)
+        return await self._cache.store_answers(answers)

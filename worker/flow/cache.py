@@ -79,4 +79,4 @@ class CacheStoreStage:
             elif isinstance(work.error, NotFoundError):
                 answers.append((lookup, work.error))
         if answers:
-            self._cache.store_answers(answers)
+            await self._cache.store_answers(answers)

@@ -125,6 +125,15 @@ class BoundedRocksStore(faust_rocksdb.Store):
             if key != offset_key:
                 yield key, value
 
+    def persist_offset(self, tp: Any, offset: int) -> None:
+        """Record a confirmed changelog offset, unless the partition was closed meanwhile.
+
+        Faust's own callback would reopen a database that a rebalance or a
+        shutdown just closed.
+        """
+        if tp.partition in self._dbs:
+            self.set_persisted_offset(tp, offset)
+
     def approximate_count(self, partition: int) -> int:
         """RocksDB's estimate of the keys in ``partition`` (cheap, no scan)."""
         db = self.db(partition)

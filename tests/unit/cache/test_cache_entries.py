@@ -26,9 +26,9 @@ def test_expiry_is_inclusive() -> None:
     assert entry.expired(100.0)
 
 
-def test_tags_are_the_dependencies_and_the_operation() -> None:
+def test_the_tags_of_an_entry_are_its_dependencies() -> None:
     entry = CacheEntry("ok", {}, 1.0, 0.0, {"product:SKU-1": "r1", "rate:USD": "r2"})
-    assert entry.tags("acme/price.quote/v1/abc") == ["product:SKU-1", "rate:USD", "op:price.quote"]
+    assert entry.tags == ["product:SKU-1", "rate:USD"]
 
 
 def test_index_keys_group_under_their_tag() -> None:

@@ -20,7 +20,7 @@ def store(request: pytest.FixtureRequest, make_store: MakeStore) -> CacheStore:
 
 
 def test_values_are_read_back_by_partition_and_space(store: CacheStore) -> None:
-    store.put_many(1, [("entries", "a/x", b"1"), ("index", "t\0a/x", b"2")])
+    asyncio.run(store.put_many(1, [("entries", "a/x", b"1"), ("index", "t\0a/x", b"2")]))
     assert store.get_many(1, "entries", ["a/x", "a/y"]) == [b"1", None]
     assert store.get_many(1, "index", ["t\0a/x"]) == [b"2"]
     assert store.get_many(2, "entries", ["a/x"]) == [None], "partitions are separate"
@@ -28,8 +28,8 @@ def test_values_are_read_back_by_partition_and_space(store: CacheStore) -> None:
 
 
 def test_a_later_write_replaces_the_value(store: CacheStore) -> None:
-    store.put_many(0, [("entries", "k", b"old")])
-    store.put_many(0, [("entries", "k", b"new")])
+    asyncio.run(store.put_many(0, [("entries", "k", b"old")]))
+    asyncio.run(store.put_many(0, [("entries", "k", b"new")]))
     assert store.get_many(0, "entries", ["k"]) == [b"new"]
 
 
@@ -37,7 +37,7 @@ def test_scans_are_in_key_order_within_a_prefix_from_a_start_up_to_a_limit(
     store: CacheStore,
 ) -> None:
     keys = ["acme/b", "acme/a", "acmf/a", "acm/z", "acme/c"]
-    store.put_many(3, [("entries", key, key.encode()) for key in keys])
+    asyncio.run(store.put_many(3, [("entries", key, key.encode()) for key in keys]))
     assert [k for k, _ in store.scan(3, "entries", prefix="acme/", limit=10)] == [
         "acme/a",
         "acme/b",
@@ -53,15 +53,17 @@ def test_scans_are_in_key_order_within_a_prefix_from_a_start_up_to_a_limit(
 
 
 def test_deleted_keys_are_gone_and_others_stay(store: CacheStore) -> None:
-    store.put_many(0, [("entries", "a", b"1"), ("entries", "b", b"2"), ("index", "t\0a", b"3")])
+    asyncio.run(
+        store.put_many(0, [("entries", "a", b"1"), ("entries", "b", b"2"), ("index", "t\0a", b"3")])
+    )
     asyncio.run(store.delete_many(0, [("entries", "a"), ("index", "t\0a"), ("entries", "nope")]))
     assert store.get_many(0, "entries", ["a", "b"]) == [None, b"2"]
     assert store.get_many(0, "index", ["t\0a"]) == [None]
 
 
 def test_count_tells_about_how_many_entries_a_partition_holds(store: CacheStore) -> None:
-    store.put_many(2, [("entries", f"k{i}", b"v") for i in range(20)])
-    store.put_many(2, [("index", f"t\0k{i}", b"v") for i in range(20)])
+    asyncio.run(store.put_many(2, [("entries", f"k{i}", b"v") for i in range(20)]))
+    asyncio.run(store.put_many(2, [("index", f"t\0k{i}", b"v") for i in range(20)]))
     assert store.count(2) == 20
     assert store.count(1) == 0
 
@@ -80,7 +82,7 @@ def test_every_write_and_removal_goes_to_the_changelog_of_its_partition(
     make_store: MakeStore, changelog: RecordingChangelog
 ) -> None:
     store = make_store("rocksdb")
-    store.put_many(2, [("entries", "a", b"1"), ("index", "t\0a", b"9")])
+    asyncio.run(store.put_many(2, [("entries", "a", b"1"), ("index", "t\0a", b"9")]))
     asyncio.run(store.delete_many(2, [("entries", "a")]))
     assert changelog.records == [
         ("cache-entries", 2, b"a", b"1"),
@@ -93,7 +95,7 @@ def test_local_data_stays_when_the_changelog_does_not_take_the_tombstones(
     make_store: MakeStore, changelog: RecordingChangelog
 ) -> None:
     store = make_store("rocksdb")
-    store.put_many(0, [("entries", "a", b"1")])
+    asyncio.run(store.put_many(0, [("entries", "a", b"1")]))
     changelog.fail = True
     with pytest.raises(CacheError):
         asyncio.run(store.delete_many(0, [("entries", "a")]))
@@ -102,7 +104,7 @@ def test_local_data_stays_when_the_changelog_does_not_take_the_tombstones(
 
 def test_partitions_are_separate_rocksdb_databases(make_store: MakeStore) -> None:
     store = make_store("rocksdb")
-    store.put_many(0, [("entries", "k", b"zero")])
-    store.put_many(3, [("entries", "k", b"three")])
+    asyncio.run(store.put_many(0, [("entries", "k", b"zero")]))
+    asyncio.run(store.put_many(3, [("entries", "k", b"three")]))
     assert store.get_many(0, "entries", ["k"]) == [b"zero"]
     assert store.get_many(3, "entries", ["k"]) == [b"three"]
