@@ -19,10 +19,18 @@ LOOKUP_RESULTS = ("hit", "negative", "miss", "stale", "bypass")
 
 
 class CacheMetrics:
-    """The cache's metrics, registered once per registry (the process's default unless given)."""
+    """The cache's metrics in ``registry``; :meth:`shared` gives the process-wide ones."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        registry = registry if registry is not None else REGISTRY
+    _shared: CacheMetrics | None = None
+
+    @classmethod
+    def shared(cls) -> CacheMetrics:
+        """The metrics in the process's default registry, created once."""
+        if cls._shared is None:
+            cls._shared = cls(REGISTRY)
+        return cls._shared
+
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "worker_cache_requests_total",
             "Cache lookups by result: hit, negative, miss, stale, bypass.",

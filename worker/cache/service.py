@@ -97,7 +97,7 @@ class ResultCache:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.metrics = metrics if metrics is not None else CacheMetrics()
+        self.metrics = metrics if metrics is not None else CacheMetrics.shared()
         self._clock = clock
         self._cursors: dict[tuple[int, Space], str] = {}
 

@@ -343,3 +343,28 @@ def test_a_bounded_sweep_resumes_where_it_stopped(
     clock.advance(10)
     removed = [asyncio.run(cache.sweep(limit=10)) for _ in range(4)]
     assert removed == [10, 10, 5, 0]
+
+
+def test_removals_and_size_are_counted(
+    make_store: MakeStore, quote: QuoteOperation, clock: Clock
+) -> None:
+    registry = CollectorRegistry()
+    cache = ResultCache(
+        make_store("memory"),
+        CacheSettings(ttl_s={"price.quote": 10}),
+        metrics=CacheMetrics(registry),
+        clock=clock,
+    )
+    answer_all(cache, ask(cache, quote, *[QuoteParams(sku="SKU-1", quantity=q) for q in (1, 2, 3)]))
+    answer_all(cache, ask(cache, quote, SKU3_GBP))
+    asyncio.run(cache.invalidate(Invalidation(kind="tag", value="rate:GBP")))
+    clock.advance(10)
+    asyncio.run(cache.sweep())
+
+    def sample(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert sample("worker_cache_evictions_total", reason="invalidated") == 1
+    assert sample("worker_cache_evictions_total", reason="expired") == 3
+    assert sample("worker_cache_invalidations_total", kind="tag") == 4, "once per partition"
+    assert sample("worker_cache_entries") == 0
