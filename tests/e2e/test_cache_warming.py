@@ -28,7 +28,8 @@ def test_a_fresh_worker_warms_the_hottest_keys_before_it_reports_ready(
     second = worker_stack(CLICKHOUSE_PATH=str(first.root / "chdb"), CACHE_WARM_MAX_KEYS="6")
     second.start()
     log = second.wait_for_log(r"Worker ready")
-    [warmed] = re.findall(r"cache warmed for partitions \[0, 1, 2, 3\].*", log)
+    # The first warming of the run (a rebalance right after start would warm again).
+    warmed = re.findall(r"cache warmed for partitions \[0, 1, 2, 3\].*", log)[0]
     assert "done in" in warmed
     assert "6 hot keys owned here, 0 already cached, 6 computed" in warmed
     assert log.index("cache warmed") < log.index("Worker ready")
