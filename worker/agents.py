@@ -48,6 +48,8 @@ def register_agents(worker: WorkerApp) -> None:
     )
     handler = worker.handler
     faults = worker.faults
+    # Batches, invalidations, sweeps and warming write the cache one at a time.
+    cache_lock = worker.cache.lock
 
     async def requests_loop() -> None:
         consumer = app.consumer
@@ -60,10 +62,13 @@ def register_agents(worker: WorkerApp) -> None:
             # One fetch may hold more than WORKER_BATCH_MAX records: batches keep
             # their size, so inserts, publishes and fault points stay per batch.
             for start in range(0, len(fetched), batch_max):
-                messages = consumer.take_current(fetched[start : start + batch_max])
-                if not messages:
-                    continue
-                await handler.handle([to_record(message) for message in messages])
+                async with cache_lock:
+                    # Waiting for the lock may span a rebalance: the generation is
+                    # checked once the batch may run.
+                    messages = consumer.take_current(fetched[start : start + batch_max])
+                    if not messages:
+                        continue
+                    await handler.handle([to_record(message) for message in messages])
                 # Only now, with rows stored and responses confirmed, may Faust commit.
                 for message in messages:
                     ack(message)

@@ -13,6 +13,9 @@ from worker.auth.cache import CredentialCache
 from worker.auth.credentials.base import CredentialStore
 from worker.auth.credentials.redis import RedisCredentialStore
 from worker.auth.secrets import SecretBox
+from worker.cache.runtime import CacheRuntime, CacheTopics
+from worker.cache.service import ResultCache
+from worker.cache.warming import ClickHouseHotKeys
 from worker.clickhouse.client import connect
 from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
 from worker.clickhouse.endpoint.service import ClickHouseEndpoint
@@ -21,6 +24,7 @@ from worker.errors import ConfigurationError
 from worker.faults import FaultInjector
 from worker.flow.authenticate import AuthenticateStage
 from worker.flow.authorize import AuthorizeStage
+from worker.flow.cache import CacheLookupStage, CacheStoreStage
 from worker.flow.decode import DecodeStage
 from worker.flow.deliver import BatchHandler
 from worker.flow.idempotency import RememberStage, ReplayStage
@@ -44,10 +48,12 @@ from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
 from worker.ratelimit.plans import RatePlans
 from worker.ratelimit.redis import RedisRateLimiter
+from worker.reference.tables import ReferenceTables, TableCatalog
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 from worker.sinks.clickhouse import ClickHouseSink
-from worker.topology import Topology, load_topology
+from worker.state.rocksdb import MemoryBudget
+from worker.topology import Role, Topology, load_topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +105,12 @@ def build_pipeline(
     credentials: CredentialStore | None = None,
     outcomes: OutcomeStore | None = None,
     observer: FlowObserver | None = None,
+    cache: ResultCache | None = None,
 ) -> Pipeline:
-    """The request flow, stage by stage, in the order a request meets them."""
+    """The request flow, stage by stage, in the order a request meets them.
+
+    Without a ``cache`` every request is processed (``meta.cache: "bypass"``).
+    """
     security = settings.security
     if "none" in security.modes:
         log.warning(
@@ -114,6 +124,11 @@ def build_pipeline(
             raise ConfigurationError("replay protection needs an outcome store")
         replay = [ReplayStage(outcomes)]
         remember = [RememberStage(outcomes, security.idempotency_ttl_s)]
+    lookup: list[Stage] = []
+    store: list[Stage] = []
+    if cache is not None and settings.cache.enabled:
+        lookup = [CacheLookupStage(cache)]
+        store = [CacheStoreStage(cache)]
     return Pipeline(
         stages=[
             AuthenticateStage(
@@ -130,7 +145,9 @@ def build_pipeline(
                 RatePlans.from_settings(settings.limits),
                 settings.limits.on_redis_unavailable,
             ),
+            *lookup,
             ProcessStage(),
+            *store,
             *remember,
         ],
         responder=Responder(
@@ -157,6 +174,10 @@ class WorkerApp:
     faults: FaultInjector
     health: Health
     shutdown: Shutdown
+    #: The result cache on Faust tables; ``cache.warmed`` is set once warming is done.
+    cache: CacheRuntime
+    #: Products and rates, global tables fed from the reference topics.
+    reference: ReferenceTables
     # The read-only ClickHouse HTTP endpoint; embedded chDB only.
     endpoint: ClickHouseEndpoint | None = None
 
@@ -174,8 +195,8 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         batch_feed=BatchFeed([topics.requests]),
         broker=settings.kafka.broker_url,
         datadir=str(data_dir / "faust"),
-        # Result tables come with the cache layer; nothing is stored in Faust tables yet.
-        store="memory://",
+        # The cache and reference tables bring their own bounded RocksDB store (worker.state).
+        store="rocksdb://",
         autodiscover=False,
         # Topics are declared in topics/ and created by `worker topics create`.
         topic_allow_declare=False,
@@ -217,15 +238,26 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     limiter = RedisRateLimiter(settings.redis)
     recorder = MetricsRecorder()
     recorder.prepare([topics.requests], [topics.responses, topics.dead_letters])
+    budget = MemoryBudget(settings.cache)
+    reference = ReferenceTables(
+        app,
+        products=_declared(settings, topology, "reference_products"),
+        rates=_declared(settings, topology, "reference_rates"),
+        budget=budget,
+    )
+    registry = registry or default_registry(TableCatalog(reference))
+    cache = CacheRuntime(app, settings.cache, CacheTopics.resolve(settings, topology), budget)
+    cache.register(registry, ClickHouseHotKeys(sink.query, settings.clickhouse.database), reference)
     handler = BatchHandler(
         build_pipeline(
             settings,
             topics,
-            registry or default_registry(),
+            registry,
             limiter=limiter,
             credentials=RedisCredentialStore(settings.redis),
             outcomes=RedisOutcomeStore(settings.redis),
             observer=recorder,
+            cache=cache.cache,
         ),
         sink,
         KafkaPublisher(app.producer),
@@ -244,6 +276,8 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         faults,
         Health(tracker),
         Shutdown(settings.worker.shutdown_timeout_s),
+        cache,
+        reference,
         build_endpoint(settings),
     )
     if worker_app.endpoint is not None:
@@ -264,3 +298,8 @@ def build_endpoint(settings: Settings) -> ClickHouseEndpoint | None:
         chdb_path=settings.clickhouse.path,
         data_dir=settings.worker.data_dir,
     )
+
+
+def _declared(settings: Settings, topology: Topology, role: Role) -> tuple[str, int]:
+    spec = topology.by_role(role)
+    return settings.kafka.topic(spec.name), spec.partitions

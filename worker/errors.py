@@ -21,7 +21,8 @@ are retried with backoff by the stage that owns the external system.
     │   ├── ServiceError             service_failed
     │   ├── DatabaseError            database_unavailable
     │   │   └── DatabaseOverloadedError database_overloaded carries the ClickHouse code
-    │   ├── CacheError               cache_unavailable    credentials / idempotency store
+    │   ├── CacheError               cache_unavailable    credentials / idempotency store, or
+    │   │                                                  the result cache's changelog
     │   ├── RateLimiterError         rate_limiter_unavailable
     │   ├── SystemFailureError       system_failed        an unexpected exception (a bug)
     │   └── PublishError             publish_failed
@@ -197,7 +198,12 @@ class DatabaseError(ServerError):
 
 
 class CacheError(ServerError):
-    """Redis, as the credential or idempotency store, could not be reached."""
+    """A cache could not do its part; the stage that owns it retries.
+
+    Redis, as the credential or idempotency store, could not be reached; or the
+    result cache's changelog did not confirm a removal (an invalidation or a
+    sweep, which is retried while the cache keeps serving).
+    """
 
     code = "cache_unavailable"
 

@@ -1,8 +1,8 @@
 """Frozen settings, one model per external system.
 
 Every model reads its own environment prefix (``KAFKA_``, ``CLICKHOUSE_``,
-``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``SECURITY_``, ``WORKER_``, and
-``WORKER_FAULT_`` for fault injection in tests). :func:`load_settings` builds them once at
+``CLICKHOUSE_HTTP_``, ``REDIS_``, ``LIMITS_``, ``SECURITY_``, ``WORKER_``, ``CACHE_``,
+and ``WORKER_FAULT_`` for fault injection in tests). :func:`load_settings` builds them once at
 start-up; everything else receives them as arguments and never reads the
 environment itself.
 """
@@ -422,10 +422,50 @@ class FaultSettings(BaseSettings):
     )
 
 
+class CacheSettings(BaseSettings):
+    """The result cache on RocksDB-backed Faust tables: TTLs, memory, sweeping, warming.
+
+    The memory bounds hold for the whole process: every table partition (active
+    or standby) shares one block cache and one memtable budget.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CACHE_", frozen=True, extra="ignore")
+
+    enabled: bool = Field(default=True, description="false: every request is answered uncached.")
+    ttl_s: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-operation TTL overrides in seconds, JSON: {"price.quote": 60}; 0 = off.',
+    )
+    not_found_ttl_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-operation TTL overrides for cached not_found answers, JSON.",
+    )
+    block_cache_mb: int = Field(default=64, ge=1, le=65536)
+    memtable_budget_mb: int = Field(default=64, ge=4, le=65536)
+    write_buffer_mb: int = Field(default=8, ge=1, le=1024)
+    max_open_files: int = Field(default=128, ge=16, le=100_000)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    sweep_max_entries: int = Field(default=10_000, gt=0, description="Entries examined per sweep.")
+    warm_max_keys: int = Field(default=1000, ge=0, le=1_000_000)
+    warm_window_s: int = Field(default=3600, gt=0, description="How far back hot keys are read.")
+    warm_timeout_s: float = Field(
+        default=10.0, ge=0, description="Warming stops after this long; the worker serves anyway."
+    )
+
+    @field_validator("ttl_s", "not_found_ttl_s")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, seconds in value.items():
+            if seconds < 0:
+                raise ValueError(f"TTL of {name!r} must be >= 0, got {seconds}")
+        return value
+
+
 class Settings:
     """The settings of every external system, built once."""
 
     __slots__ = (
+        "cache",
         "clickhouse",
         "clickhouse_http",
         "faults",
@@ -445,6 +485,7 @@ class Settings:
         limits: LimitsSettings,
         security: SecuritySettings,
         worker: WorkerSettings,
+        cache: CacheSettings,
         clickhouse_http: ClickHouseHttpSettings | None = None,
         faults: FaultSettings | None = None,
     ) -> None:
@@ -457,6 +498,7 @@ class Settings:
         self.limits = limits
         self.security = security
         self.worker = worker
+        self.cache = cache
         # No faults unless asked for; model_construct reads no environment.
         self.faults = faults if faults is not None else FaultSettings.model_construct()
 
@@ -491,6 +533,7 @@ def load_settings() -> Settings:
         security=_read(SecuritySettings, errors),
         worker=_read(WorkerSettings, errors),
         clickhouse_http=_read(ClickHouseHttpSettings, errors),
+        cache=_read(CacheSettings, errors),
         faults=_read(FaultSettings, errors),
     )
     if errors:

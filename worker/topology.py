@@ -10,7 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.errors import ConfigurationError
 
-Role = Literal["requests", "responses", "dead_letters"]
+Role = Literal[
+    "requests",
+    "responses",
+    "dead_letters",
+    "cache_entries",
+    "cache_index",
+    "cache_invalidations",
+    "reference_products",
+    "reference_rates",
+]
 
 
 class TopicSpec(BaseModel):

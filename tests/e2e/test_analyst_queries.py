@@ -85,7 +85,10 @@ def test_the_documented_queries_answer_with_what_the_worker_stored(
         "FROM requests WHERE status = 'error' GROUP BY error_code, tenant)) AS errors, "
         "(SELECT groupArray((reason, n)) FROM (SELECT reason, count() AS n FROM dead_letters "
         "GROUP BY reason)) AS dead, "
-        "(SELECT max(latency_ms) FROM requests) AS slowest"
+        "(SELECT max(latency_ms) FROM requests) AS slowest, "
+        "(SELECT groupArray((tenant, operation, h, m)) FROM (SELECT tenant, operation, "
+        "countIf(cache_status = 'hit') AS h, countIf(cache_status = 'miss') AS m "
+        "FROM requests GROUP BY tenant, operation)) AS cached"
     )
     per_tenant = dict(truth["per_tenant"])
     total = len(samples)
@@ -117,8 +120,17 @@ def test_the_documented_queries_answer_with_what_the_worker_stored(
 
     cache = answers["Cache hit ratio per tenant and operation, last 24 hours"]
     assert cache, "one row per tenant and operation"
-    # No cache in front of the operations yet: every request bypassed it.
-    assert all(row["hits"] == row["misses"] == 0 and row["hit_ratio"] is None for row in cache)
+    # The view counts what the rows say about the result cache in front of the operations.
+    assert {(r["tenant"], r["operation"]): (int(r["hits"]), int(r["misses"])) for r in cache} == {
+        (tenant, operation): (int(h), int(m)) for tenant, operation, h, m in truth["cached"]
+    }
+    assert sum(int(row["misses"]) for row in cache) > 0, "valid requests went through the cache"
+    for row in cache:
+        hits, misses = int(row["hits"]), int(row["misses"])
+        if hits + misses:
+            assert row["hit_ratio"] == pytest.approx(round(hits / (hits + misses), 3)), row
+        else:
+            assert row["hit_ratio"] is None, row
 
     [found] = answers["One request, by id"]
     assert found["request_id"] == some.request_id

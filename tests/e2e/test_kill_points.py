@@ -53,7 +53,7 @@ def test_a_worker_killed_at_a_fault_point_and_restarted_stores_each_request_once
 
     stack.start()
     assert stack.wait_exit(timeout_s=180) == -9, stack.logs()
-    assert f"reached {point}, killing the worker with SIGKILL" in stack.logs()
+    assert f"reached {point}, killing the worker with SIGKILL" in stack.logs(tail=None)
 
     # What the kill left: the batches before the killed one are complete.
     at_kill = group_positions(stack.bootstrap, stack.run_id, topics.requests, topics.responses)
@@ -84,7 +84,7 @@ def test_a_worker_killed_at_a_fault_point_and_restarted_stores_each_request_once
     if published:
         # The killed batch had been answered but not committed: consumed and answered again.
         assert len(received) > len(samples)
-        assert "skipping" in stack.logs(), "the redelivered rows were found stored"
+        assert "skipping" in stack.logs(tail=None), "the redelivered rows were found stored"
     [outcome] = stack.query(
         "SELECT (SELECT count() FROM requests) AS rows, "
         "(SELECT count() - uniqExact(request_id) FROM requests) AS duplicates, "

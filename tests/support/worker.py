@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from worker.clickhouse.endpoint.discovery import EndpointInfo, endpoint_file, ru
 from worker.kafka_admin import create_topics
 from worker.loadgen import SampleRequest, sign_samples
 from worker.operations.registry import default_registry
+from worker.reference.publish import ReferenceData, demo_reference_data, publish_reference
 from worker.settings import KafkaSettings, RedisSettings, SecuritySettings
 from worker.topology import load_topology
 
@@ -114,10 +116,20 @@ class WorkerStack:
             dead_letters=settings.topic(topology.by_role("dead_letters").name),
         )
 
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=f"{self.run_id}.")
+
     def create_topics(self) -> None:
-        settings = KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=f"{self.run_id}.")
-        reports = asyncio.run(create_topics(settings, load_topology(REPO / "topics/topics.toml")))
+        """Create the stack's topics and seed the reference data the sample requests use."""
+        topology = load_topology(REPO / "topics/topics.toml")
+        reports = asyncio.run(create_topics(self.kafka, topology))
         assert all(report.ok for report in reports), reports
+        self.load_reference(demo_reference_data())
+
+    def load_reference(self, data: ReferenceData) -> None:
+        """Publish reference records to this stack's topics."""
+        asyncio.run(publish_reference(self.kafka, load_topology(REPO / "topics/topics.toml"), data))
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
@@ -190,10 +202,23 @@ class WorkerStack:
                 return sensor
         raise AssertionError(f"no monitor in the worker's stats: {stats}")
 
-    def logs(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-4000:] for path in sorted(self.root.glob("*.log"))
-        )
+    def logs(self, tail: int | None = 4000) -> str:
+        """The worker's logs, every run, each cut to its last ``tail`` characters (None: all)."""
+        texts = [path.read_text(errors="replace") for path in sorted(self.root.glob("*.log"))]
+        return "\n".join(text if tail is None else text[-tail:] for text in texts)
+
+    def wait_for_log(self, pattern: str, *, count: int = 1, timeout_s: float = 120) -> str:
+        """Until ``pattern`` (a regex) matched ``count`` times in the current run's log."""
+        deadline = time.monotonic() + timeout_s
+        path = self.root / f"worker-{self.starts}.log"
+        text = ""
+        while time.monotonic() < deadline:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            if len(re.findall(pattern, text)) >= count:
+                return text
+            assert self.alive(), f"the worker exited while waiting for {pattern!r}:\n{text[-4000:]}"
+            time.sleep(0.2)
+        raise AssertionError(f"{pattern!r} not logged {count}x in {timeout_s}s:\n{text[-4000:]}")
 
     def endpoint(self, timeout_s: float = 120.0) -> EndpointInfo:
         """The running worker's ClickHouse HTTP endpoint, once it answers ``/ping``."""

@@ -24,6 +24,7 @@ import pytest
 from tests.support.keys import KeyKit
 from worker.app import TopicNames, build_pipeline
 from worker.auth.credentials.base import CredentialStore
+from worker.cache.service import ResultCache
 from worker.clickhouse.client import connect
 from worker.flow.output import DeadLetterRow, PartitionRows, RequestRow
 from worker.flow.pipeline import Pipeline
@@ -33,6 +34,7 @@ from worker.idempotency.memory import MemoryOutcomeStore
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.ratelimit.memory import MemoryRateLimiter
 from worker.settings import (
+    CacheSettings,
     ClickHouseSettings,
     KafkaSettings,
     LimitsSettings,
@@ -139,6 +141,7 @@ def make_settings() -> Callable[..., Settings]:
             limits=LimitsSettings(**values),
             security=security or SecuritySettings(auth_modes="none", idempotency_ttl_s=3600),
             worker=WorkerSettings(),
+            cache=CacheSettings(),
         )
 
     return make
@@ -149,6 +152,7 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
     """The production pipeline (``build_pipeline``) on in-memory ports.
 
     The tenant bucket is large enough that no test is limited unless it asks.
+    Without a ``cache`` the pipeline has no cache stages.
     """
 
     def make(
@@ -158,6 +162,7 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
         burst: int = 1_000_000,
         credentials: CredentialStore | None = None,
         outcomes: OutcomeStore | None = None,
+        cache: ResultCache | None = None,
         **settings: Any,
     ) -> Pipeline:
         return build_pipeline(
@@ -167,6 +172,7 @@ def make_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., Pipel
             limiter=MemoryRateLimiter(),
             credentials=credentials,
             outcomes=outcomes if outcomes is not None else MemoryOutcomeStore(),
+            cache=cache,
         )
 
     return make
@@ -193,6 +199,8 @@ def make_row() -> Callable[..., RequestRow]:
             topic,
             partition,
             offset,
+            "",
+            "",
         )
 
     return make

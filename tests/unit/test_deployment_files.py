@@ -36,10 +36,12 @@ from tests.support.metrics import (
     metric_names,
     series_names,
 )
+from worker.cache.metrics import CacheMetrics
 from worker.cli.main import cli
 from worker.observability import metrics as worker_metrics
 from worker.observability.web import METRICS_PATH, READINESS_PATH
 from worker.settings import (
+    CacheSettings,
     ClickHouseHttpSettings,
     ClickHouseSettings,
     KafkaSettings,
@@ -59,6 +61,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 TOPICS_FILE = ROOT / "topics" / "topics.toml"
 
 SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (
+    CacheSettings,
     KafkaSettings,
     ClickHouseSettings,
     ClickHouseHttpSettings,
@@ -650,6 +653,7 @@ def test_dashboard_panels_do_not_overlap() -> None:
 
 def test_every_dashboard_metric_is_registered_by_the_worker_or_pending() -> None:
     assert worker_metrics.READY is not None  # the module registered its metrics on import
+    assert CacheMetrics.shared() is not None  # the cache's, once a worker builds its cache
     exported = series_names(generate_latest(REGISTRY).decode())
     used = {name for _, expr in dashboard_queries(load_dashboard()) for name in metric_names(expr)}
     missing = used - exported - set(PENDING)

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from worker.errors import ConfigurationError
 from worker.settings import (
+    CacheSettings,
     ClickHouseHttpSettings,
     ClickHouseSettings,
     KafkaSettings,
@@ -63,6 +64,7 @@ def test_settings_built_without_the_endpoint_get_its_defaults() -> None:
         limits=LimitsSettings(),
         security=SecuritySettings(),
         worker=WorkerSettings(),
+        cache=CacheSettings(),
     )
     assert settings.clickhouse_http == ClickHouseHttpSettings.model_construct()
 

@@ -9,6 +9,7 @@ import pytest
 from worker.app import TopicNames
 from worker.errors import ConfigurationError
 from worker.settings import (
+    CacheSettings,
     ClickHouseSettings,
     KafkaSettings,
     LimitsSettings,
@@ -43,9 +44,18 @@ def topics_file(pytestconfig: pytest.Config) -> Path:
     return pytestconfig.rootpath / "topics" / "topics.toml"
 
 
-def test_the_committed_declarations_have_the_three_roles(topics_file: Path) -> None:
+def test_the_committed_declarations_have_every_role(topics_file: Path) -> None:
     topology = load_topology(topics_file)
-    assert sorted(spec.role for spec in topology.topic) == ["dead_letters", "requests", "responses"]
+    assert sorted(spec.role for spec in topology.topic) == [
+        "cache_entries",
+        "cache_index",
+        "cache_invalidations",
+        "dead_letters",
+        "reference_products",
+        "reference_rates",
+        "requests",
+        "responses",
+    ]
     assert topology.by_role("requests").name == "requests"
     assert topology.by_role("responses").name == "responses"
     dead = topology.by_role("dead_letters")
@@ -61,6 +71,7 @@ def test_topic_names_get_the_prefix(topics_file: Path) -> None:
         limits=LimitsSettings(),
         security=SecuritySettings(auth_modes="none"),
         worker=WorkerSettings(),
+        cache=CacheSettings(),
     )
     names = TopicNames.resolve(settings, load_topology(topics_file))
     assert names == TopicNames("run1.requests", "run1.responses", "run1.requests.dead-letter")

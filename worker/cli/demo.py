@@ -28,6 +28,7 @@ from worker.clickhouse.client import connect
 from worker.kafka_admin import create_topics
 from worker.loadgen import TENANTS, SampleRequest, sign_samples, workload
 from worker.operations.registry import default_registry
+from worker.reference.publish import demo_reference_data, publish_reference
 from worker.settings import Settings, load_settings
 from worker.topology import load_topology
 
@@ -135,6 +136,9 @@ def demo(valid: int, invalid: int, timeout_s: float) -> None:
     topics = TopicNames.resolve(settings, topology)
     asyncio.run(create_topics(settings.kafka, topology))
     console.print(f"topics: {topics.requests} -> {topics.responses} + {topics.dead_letters}")
+    # The quote operation joins requests with the catalog: publish the one the samples use.
+    seeded = asyncio.run(publish_reference(settings.kafka, topology, demo_reference_data()))
+    console.print(f"reference data: {seeded} products and rates")
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "run"], env=env, stdout=subprocess.DEVNULL
     )

@@ -7,7 +7,7 @@ import sys
 import click
 
 from worker import __version__
-from worker.cli import db, demo, dlq, doctor, keys, load, run, schemas, topics
+from worker.cli import cache, db, demo, dlq, doctor, keys, load, reference, run, schemas, topics
 from worker.errors import WorkerError
 
 
@@ -17,7 +17,7 @@ def cli() -> None:
     """A request/response stream worker: Kafka in, ClickHouse and Kafka out.
 
     Configuration comes from the environment (KAFKA_*, CLICKHOUSE_*, REDIS_*,
-    LIMITS_*, SECURITY_*, WORKER_*); see the README.
+    LIMITS_*, SECURITY_*, WORKER_*, CACHE_*); see the README.
     """
 
 
@@ -30,6 +30,8 @@ cli.add_command(keys.keys)
 cli.add_command(load.load)
 cli.add_command(dlq.dlq)
 cli.add_command(doctor.doctor)
+cli.add_command(reference.reference)
+cli.add_command(cache.cache)
 
 
 def main() -> None:

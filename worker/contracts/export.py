@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from worker.cache.invalidation import Invalidation
 from worker.contracts.request import RequestEnvelope
 from worker.contracts.response import ResponseEnvelope
 from worker.operations.registry import OperationRegistry
+from worker.reference.base import ProductRecord, RateRecord
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -25,6 +27,9 @@ def contract_schemas(registry: OperationRegistry) -> dict[str, dict[str, Any]]:
     files = {
         "request.schema.json": _schema(RequestEnvelope, "Request"),
         "response.schema.json": _schema(ResponseEnvelope, "Response", mode="serialization"),
+        "invalidation.schema.json": _schema(Invalidation, "Cache invalidation"),
+        "reference/product.schema.json": _schema(ProductRecord, "Product"),
+        "reference/rate.schema.json": _schema(RateRecord, "Exchange rate"),
     }
     for operation in registry:
         base = f"operations/{operation.name}.v{operation.version}"

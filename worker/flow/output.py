@@ -23,10 +23,12 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "source_topic",
     "source_partition",
     "source_offset",
+    "cache_key",
+    "cache_params",
 )
 
 RequestRow = tuple[
-    str, str, str, str, str, str, datetime, datetime, datetime, float, str, str, int, int
+    str, str, str, str, str, str, datetime, datetime, datetime, float, str, str, int, int, str, str
 ]
 
 #: The columns of one ``dead_letters`` row, in insert order (see clickhouse/migrations).

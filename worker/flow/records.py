@@ -65,6 +65,9 @@ class Work:
     result: dict[str, Any] | None = None
     error: WorkerError | None = None
     cache: CacheStatus = "bypass"
+    #: The cache key and the canonical params it was derived from ("" if not cacheable).
+    cache_key: str = ""
+    cache_params: str = ""
     dead_letter: bool = False
     processed_at: float = 0.0
     #: The stored outcome this request is answered with (a replay or a redelivery).

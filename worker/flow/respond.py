@@ -43,6 +43,8 @@ LOGGED_DEAD_LETTERS = 20
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: Longer canonical params are not stored with the row (warming cannot recompute those keys).
+_MAX_STORED_PARAMS = 4096
 
 
 def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
@@ -263,6 +265,8 @@ class Responder:
             record.topic,
             record.partition,
             record.offset,
+            work.cache_key,
+            work.cache_params if len(work.cache_params) <= _MAX_STORED_PARAMS else "",
         )
         return message, row
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -26,6 +26,12 @@ class Operation(ABC, Generic[P, R]):
     Fields of ``params_model`` or ``result_model`` declared with
     :func:`worker.operations.sensitive.sensitive` are redacted in logs and
     dead letters.
+
+    Answers are cached for ``cache_ttl_s`` seconds (0: never), ``not_found``
+    answers for ``cache_not_found_ttl_s`` (0: never). An operation that reads
+    reference data names it in :meth:`cache_dependencies`, so that an answer
+    computed from data that changed since is never served. Bump ``version``
+    when the answer to the same params changes: it is part of the cache key.
     """
 
     name: ClassVar[str]
@@ -35,6 +41,21 @@ class Operation(ABC, Generic[P, R]):
     scopes: ClassVar[frozenset[str]] = frozenset()
     params_model: ClassVar[type[BaseModel]]
     result_model: ClassVar[type[BaseModel]]
+    cache_ttl_s: ClassVar[float] = 0.0
+    cache_not_found_ttl_s: ClassVar[float] = 0.0
+
+    def cache_dependencies(
+        self, tenant_params: Sequence[tuple[str, P]]
+    ) -> Sequence[Mapping[str, str]]:
+        """For every request, the tags of the data its answer depends on, with their revisions.
+
+        A tag names a piece of reference data (``product:SKU-1``); its revision
+        changes whenever that data does ("" while it does not exist). The
+        cache calls this before computing an answer and again before serving
+        it: an entry is served only while every revision still matches. Local
+        reads only; no network round trips.
+        """
+        return [{} for _ in tenant_params]
 
     @abstractmethod
     async def handle(self, tenant_params: Sequence[tuple[str, P]]) -> Sequence[R | ClientError]:

@@ -1,59 +1,19 @@
-"""``price.quote``: price a quantity of a catalog item in a currency."""
+"""``price.quote``: price a quantity of a catalog item in a currency, from reference data."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.errors import ClientError, NotFoundError
 from worker.operations.base import Operation
+from worker.reference.base import Catalog, Product, Revised, product_tag, rate_tag
 
 Currency = Literal["EUR", "USD", "GBP", "JPY", "CHF"]
 _CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True, slots=True)
-class Product:
-    sku: str
-    name: str
-    unit_price: Decimal
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class PriceBook:
-    """Products by SKU and exchange rates to EUR: the reference data a quote needs."""
-
-    products: Mapping[str, Product]
-    eur_rates: Mapping[str, Decimal]
-
-    def convert(self, amount: Decimal, source: str, target: str) -> Decimal:
-        """``amount`` in ``source`` currency expressed in ``target`` currency."""
-        if source == target:
-            return amount
-        return amount / self.eur_rates[source] * self.eur_rates[target]
-
-
-def demo_price_book() -> PriceBook:
-    """A small fixed catalog, so that the example runs with no reference topics."""
-    products = [
-        Product("SKU-1", "Espresso beans 1 kg", Decimal("24.90"), "EUR"),
-        Product("SKU-2", "Pour-over kettle", Decimal("59.00"), "EUR"),
-        Product("SKU-3", "Grinder", Decimal("129.00"), "USD"),
-        Product("SKU-4", "Paper filters x100", Decimal("4.50"), "GBP"),
-    ]
-    rates = {
-        "EUR": Decimal("1"),
-        "USD": Decimal("1.08"),
-        "GBP": Decimal("0.86"),
-        "JPY": Decimal("162.5"),
-        "CHF": Decimal("0.95"),
-    }
-    return PriceBook({p.sku: p for p in products}, rates)
 
 
 class QuoteParams(BaseModel):
@@ -74,7 +34,14 @@ class QuoteResult(BaseModel):
 
 
 class QuoteOperation(Operation[QuoteParams, QuoteResult]):
-    """Quote ``quantity`` units of ``sku`` in ``currency``; unknown SKUs are ``not_found``."""
+    """Quote ``quantity`` units of ``sku`` in ``currency``.
+
+    Joins each request with the product catalog and the EUR exchange rates
+    (reference data, looked up once per batch). An unknown SKU, or a currency
+    without a rate, is ``not_found``. An answer depends on the product and on
+    the rates of the two currencies involved; their tags and revisions are
+    what the cache checks before serving it.
+    """
 
     name = "price.quote"
     version = 1
@@ -82,22 +49,61 @@ class QuoteOperation(Operation[QuoteParams, QuoteResult]):
     scopes = frozenset({"price:read"})
     params_model = QuoteParams
     result_model = QuoteResult
+    cache_ttl_s: ClassVar[float] = 300.0
+    cache_not_found_ttl_s: ClassVar[float] = 60.0
 
-    def __init__(self, book: PriceBook) -> None:
-        self._book = book
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def _lookup(
+        self, tenant_params: Sequence[tuple[str, QuoteParams]]
+    ) -> tuple[Mapping[str, Revised[Product]], Mapping[str, Revised[Decimal]]]:
+        products = self._catalog.products({params.sku for _, params in tenant_params})
+        currencies: set[str] = {params.currency for _, params in tenant_params}
+        currencies.update(p.value.currency for p in products.values() if p.value is not None)
+        return products, self._catalog.eur_rates(currencies)
 
     async def handle(
         self, tenant_params: Sequence[tuple[str, QuoteParams]]
     ) -> Sequence[QuoteResult | ClientError]:
-        return [self._one(params) for _, params in tenant_params]
+        products, rates = self._lookup(tenant_params)
+        return [self._one(params, products, rates) for _, params in tenant_params]
 
-    def _one(self, params: QuoteParams) -> QuoteResult | ClientError:
-        product = self._book.products.get(params.sku)
+    def cache_dependencies(
+        self, tenant_params: Sequence[tuple[str, QuoteParams]]
+    ) -> Sequence[Mapping[str, str]]:
+        products, rates = self._lookup(tenant_params)
+        dependencies = []
+        for _, params in tenant_params:
+            found = products[params.sku]
+            depends = {product_tag(params.sku): found.revision}
+            if found.value is not None and found.value.currency != params.currency:
+                for currency in (found.value.currency, params.currency):
+                    depends[rate_tag(currency)] = rates[currency].revision
+            dependencies.append(depends)
+        return dependencies
+
+    @staticmethod
+    def _one(
+        params: QuoteParams,
+        products: Mapping[str, Revised[Product]],
+        rates: Mapping[str, Revised[Decimal]],
+    ) -> QuoteResult | ClientError:
+        product = products[params.sku].value
         if product is None:
             return NotFoundError(
                 f"no product with sku {params.sku!r}", details={"path": "params.sku"}
             )
-        unit = self._book.convert(product.unit_price, product.currency, params.currency)
+        unit = product.unit_price
+        if product.currency != params.currency:
+            source, target = rates[product.currency].value, rates[params.currency].value
+            if source is None or target is None:
+                missing = product.currency if source is None else params.currency
+                return NotFoundError(
+                    f"no exchange rate for {missing}",
+                    details={"path": "params.currency", "currency": missing},
+                )
+            unit = unit / source * target
         unit = unit.quantize(_CENT, rounding=ROUND_HALF_EVEN)
         return QuoteResult(
             sku=product.sku,

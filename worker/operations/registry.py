@@ -7,8 +7,10 @@ from typing import Any
 
 from worker.errors import ConfigurationError
 from worker.operations.base import Operation
-from worker.operations.quote import QuoteOperation, demo_price_book
+from worker.operations.quote import QuoteOperation
 from worker.operations.text_stats import TextStatsOperation
+from worker.reference.base import Catalog
+from worker.reference.memory import demo_catalog
 
 
 class OperationRegistry:
@@ -44,6 +46,8 @@ class OperationRegistry:
         return len(self._by_name)
 
 
-def default_registry() -> OperationRegistry:
-    """The operations this worker ships with."""
-    return OperationRegistry([QuoteOperation(demo_price_book()), TextStatsOperation()])
+def default_registry(catalog: Catalog | None = None) -> OperationRegistry:
+    """The operations this worker ships with, joined with ``catalog`` (default: the demo's)."""
+    return OperationRegistry(
+        [QuoteOperation(catalog if catalog is not None else demo_catalog()), TextStatsOperation()]
+    )

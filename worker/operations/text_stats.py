@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +44,8 @@ class TextStatsOperation(Operation[TextStatsParams, TextStatsResult]):
     scopes = frozenset({"text:analyze"})
     params_model = TextStatsParams
     result_model = TextStatsResult
+    # A pure function of its params: an answer never goes stale, so only the TTL bounds it.
+    cache_ttl_s: ClassVar[float] = 3600.0
 
     async def handle(
         self, tenant_params: Sequence[tuple[str, TextStatsParams]]

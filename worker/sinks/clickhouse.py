@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from worker.clickhouse.client import connect as open_client
 from worker.clickhouse.migrate import Retention, check, migrate
-from worker.errors import DatabaseOverloadedError
+from worker.errors import DatabaseError, DatabaseOverloadedError
 from worker.flow.output import DEAD_LETTER_COLUMNS, REQUEST_COLUMNS, PartitionRows
 from worker.observability import metrics
 from worker.settings import ClickHouseSettings
@@ -240,6 +240,21 @@ class ClickHouseSink:
     def _ping(self) -> None:
         self._open()
         self._client.command("SELECT 1")
+
+    async def query(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query, on the sink's connection and thread (chDB has one owner)."""
+
+        def run() -> list[tuple[Any, ...]]:
+            self._open()
+            result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
+            return [tuple(row) for row in result.result_rows]
+
+        try:
+            return await self._call(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise DatabaseError(f"ClickHouse query failed: {exc}") from exc
 
     def forget_positions(self) -> None:
         # Rebinding (not clearing) is atomic with respect to the insert thread.

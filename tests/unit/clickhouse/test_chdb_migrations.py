@@ -240,10 +240,12 @@ def test_upgrading_a_database_with_rows_backfills_the_usage_views_once(
     for statement in first[0].statements(db):
         client.command(statement)
     part = make_slice(range(30))
+    # The columns of migration 1: later migrations add the cache's.
+    v1_columns = REQUEST_COLUMNS[: REQUEST_COLUMNS.index("cache_key")]
     client.insert(
         f"{db}.requests",
-        [list(column) for column in zip(*part.rows, strict=True)],
-        column_names=REQUEST_COLUMNS,
+        [list(column) for column in zip(*part.rows, strict=True)][: len(v1_columns)],
+        column_names=v1_columns,
         column_oriented=True,
     )
     client.command(

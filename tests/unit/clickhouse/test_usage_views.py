@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from worker.flow.output import PartitionRows, RequestRow
+from worker.flow.output import REQUEST_COLUMNS, PartitionRows, RequestRow
 from worker.settings import ClickHouseSettings
 from worker.sinks.clickhouse import ClickHouseSink
 
@@ -42,13 +42,15 @@ def row(
         "requests",
         0,
         offset,
+        "",
+        "",
     )
 
 
 def slice_of(rows: list[RequestRow]) -> PartitionRows:
     part = PartitionRows("requests", 0)
     for item in rows:
-        part.add(item, item[-1])
+        part.add(item, item[REQUEST_COLUMNS.index("source_offset")])
     return part
 
 

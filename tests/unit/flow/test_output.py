@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from worker.flow.output import BatchOutput, OutboundMessage, PartitionRows
+from worker.flow.output import REQUEST_COLUMNS, BatchOutput, OutboundMessage, PartitionRows
 
 MakeSlice = Callable[..., PartitionRows]
 
@@ -44,7 +44,7 @@ class TestPartitionRows:
         fresh = part.above(5)
         assert fresh is not None
         assert fresh.offsets == [9, 8]
-        assert [row[-1] for row in fresh.rows] == [9, 8]
+        assert [row[REQUEST_COLUMNS.index("source_offset")] for row in fresh.rows] == [9, 8]
 
     def test_above_keeps_the_dead_letters_past_the_mark(self, make_slice: MakeSlice) -> None:
         part = make_slice(range(10), dead=[2, 6, 9])
@@ -66,7 +66,8 @@ class TestChunks:
         assert [sorted(chunk.offsets) for chunk in chunks] == [[0, 1, 2], [3, 4, 5], [6]]
         assert [(c.first_offset, c.last_offset) for c in chunks] == [(0, 2), (3, 5), (6, 6)]
         for chunk in chunks:
-            assert [row[-1] for row in chunk.rows] == chunk.offsets, "rows stay with offsets"
+            offsets = [row[REQUEST_COLUMNS.index("source_offset")] for row in chunk.rows]
+            assert offsets == chunk.offsets, "rows stay with offsets"
             assert (chunk.topic, chunk.partition) == (part.topic, part.partition)
 
     def test_dead_letters_go_with_the_chunk_of_their_offset(self, make_slice: MakeSlice) -> None:

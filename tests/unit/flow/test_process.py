@@ -15,9 +15,10 @@ from worker.flow.process import ProcessStage
 from worker.flow.records import InboundRecord, Work
 from worker.flow.validate import ValidateStage
 from worker.operations.base import Operation
-from worker.operations.quote import QuoteOperation, demo_price_book
+from worker.operations.quote import QuoteOperation
 from worker.operations.registry import OperationRegistry
 from worker.operations.text_stats import TextStatsOperation
+from worker.reference.memory import demo_catalog
 from worker.settings import LimitsSettings
 
 MakeEnvelope = Callable[..., dict[str, Any]]
@@ -178,7 +179,7 @@ class TestPriceQuote:
     def test_an_unknown_sku_is_not_found_and_not_dead_lettered(
         self, make_envelope: MakeEnvelope, make_record: MakeRecord
     ) -> None:
-        registry = OperationRegistry([QuoteOperation(demo_price_book())])
+        registry = OperationRegistry([QuoteOperation(demo_catalog())])
         payload = make_envelope(params={"sku": "SKU-404", "quantity": 1})
         (work,) = run(registry, [make_record(payload)])
         assert isinstance(work.error, NotFoundError)

@@ -1,4 +1,4 @@
-"""``price.quote``: prices from the price book, converted and rounded half-even to cents."""
+"""``price.quote``: prices from the catalog, converted and rounded half-even to cents."""
 
 from __future__ import annotations
 
@@ -9,18 +9,15 @@ import pydantic
 import pytest
 
 from worker.errors import NotFoundError
-from worker.operations.quote import (
-    PriceBook,
-    Product,
-    QuoteOperation,
-    QuoteParams,
-    QuoteResult,
-    demo_price_book,
-)
+from worker.operations.quote import QuoteOperation, QuoteParams, QuoteResult
+from worker.reference.base import Product
+from worker.reference.memory import MemoryCatalog, demo_catalog
 
 
-def quote(*params: QuoteParams, book: PriceBook | None = None) -> list[QuoteResult | NotFoundError]:
-    operation = QuoteOperation(book or demo_price_book())
+def quote(
+    *params: QuoteParams, book: MemoryCatalog | None = None
+) -> list[QuoteResult | NotFoundError]:
+    operation = QuoteOperation(book or demo_catalog())
     return list(asyncio.run(operation.handle([("acme", p) for p in params])))  # type: ignore[arg-type]
 
 
@@ -51,7 +48,7 @@ def test_a_quote_between_two_foreign_currencies() -> None:
 
 
 def test_rounding_is_half_even() -> None:
-    book = PriceBook(
+    book = MemoryCatalog(
         {
             "A": Product("A", "a", Decimal("0.125"), "EUR"),
             "B": Product("B", "b", Decimal("0.135"), "EUR"),

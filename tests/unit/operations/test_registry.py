@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from worker.errors import ConfigurationError
-from worker.operations.quote import QuoteOperation, demo_price_book
+from worker.operations.quote import QuoteOperation
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.operations.text_stats import TextStatsOperation
+from worker.reference.memory import demo_catalog
 
 
 def test_the_default_registry_serves_the_example_operations() -> None:
@@ -30,5 +31,5 @@ def test_registering_a_name_twice_is_a_configuration_error() -> None:
 
 
 def test_names_are_sorted_whatever_the_registration_order() -> None:
-    registry = OperationRegistry([TextStatsOperation(), QuoteOperation(demo_price_book())])
+    registry = OperationRegistry([TextStatsOperation(), QuoteOperation(demo_catalog())])
     assert registry.names() == ["price.quote", "text.stats"]

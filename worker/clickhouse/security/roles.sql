@@ -4,7 +4,8 @@
 -- this file and docs/analytics.md.
 --
 -- worker_writer: what `worker run` needs and nothing more. It inserts rows,
--- reads only the three columns of the high-water query, and reads the list of
+-- reads only the three columns of the high-water query and the five of the
+-- cache's hot-key query (docs/cache.md, warming), and reads the list of
 -- applied migrations to check the schema (run it with
 -- CLICKHOUSE_MIGRATE_ON_START=false; `worker db migrate` runs as an
 -- administrator). The materialized views write the usage tables as their
@@ -14,6 +15,7 @@ CREATE ROLE IF NOT EXISTS worker_writer;
 GRANT INSERT ON {database}.requests TO worker_writer;
 GRANT INSERT ON {database}.dead_letters TO worker_writer;
 GRANT SELECT(source_topic, source_partition, source_offset) ON {database}.requests TO worker_writer;
+GRANT SELECT(tenant, operation, received_at, cache_key, cache_params) ON {database}.requests TO worker_writer;
 GRANT SELECT ON {database}.schema_migrations TO worker_writer;
 
 CREATE SETTINGS PROFILE IF NOT EXISTS worker_writer SETTINGS

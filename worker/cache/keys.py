@@ -1,0 +1,84 @@
+"""Cache keys: what makes two requests the same question, and which partition owns the answer.
+
+A key is ``<tenant>/<operation>/v<version>/<digest>``, where the digest is a
+SHA-256 over the same four parts and the operation's *validated* params as
+sorted-keys JSON. Validation comes first, so that ``{"quantity": 2}`` and
+``{"quantity": 2, "currency": "EUR"}`` (the default filled in) are one key.
+The tenant leads the key and is inside the digest: an entry of one tenant can
+never be addressed by a request of another (tenant isolation is structural),
+and invalidating a tenant is a prefix scan.
+
+The partition that owns a key is the one Kafka's default partitioner picks
+for the key's bytes (murmur2), so a producer that keys a request by its cache
+key (:func:`request_key`) sends it to the worker holding the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+from pydantic import BaseModel
+
+#: Separates the parts of a key; tenants, operation names and versions never contain it.
+SEPARATOR = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """One cache key and the canonical params it was derived from."""
+
+    tenant: str
+    operation: str
+    version: int
+    digest: str
+    canonical_params: str
+
+    @property
+    def text(self) -> str:
+        """The key as stored and as sent to Kafka."""
+        return f"{self.tenant}/{self.operation}/v{self.version}/{self.digest}"
+
+    @property
+    def raw(self) -> bytes:
+        return self.text.encode()
+
+
+def canonical_params(params: BaseModel | dict[str, Any]) -> str:
+    """Validated params as sorted-keys JSON, the one spelling a key is derived from."""
+    data = params.model_dump(mode="json") if isinstance(params, BaseModel) else params
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def derive(tenant: str, operation: str, version: int, params: BaseModel) -> CacheKey:
+    """The cache key of ``operation`` (at ``version``) asked by ``tenant`` with ``params``."""
+    canonical = canonical_params(params)
+    material = orjson.dumps([tenant, operation, version, canonical])
+    digest = hashlib.sha256(material).hexdigest()[:32]
+    return CacheKey(tenant, operation, version, digest, canonical)
+
+
+def tenant_prefix(tenant: str) -> str:
+    """The prefix every key of ``tenant`` starts with."""
+    return f"{tenant}{SEPARATOR}"
+
+
+def operation_of(key: str) -> str:
+    """The operation name inside a key."""
+    parts = key.split(SEPARATOR)
+    return parts[1] if len(parts) == 4 else ""
+
+
+def partition_for(key: str | bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (Java-compatible murmur2)."""
+    raw = key.encode() if isinstance(key, str) else key
+    hashed: int = murmur2(raw)
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+def request_key(tenant: str, operation: str, version: int, params: BaseModel) -> bytes:
+    """The Kafka key a producer should give a request so that it reaches the owner of its answer."""
+    return derive(tenant, operation, version, params).raw
