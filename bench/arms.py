@@ -88,7 +88,11 @@ class ArmResult:
 
 
 def _cpu_pct(sampler: Sampler, names: Sequence[str], start: float, end: float) -> dict[str, float]:
-    """CPU of each sampled process and of the whole machine in the window, in % of one core."""
+    """CPU of each sampled process and of the whole machine in the window, in % of one core.
+
+    For the measured processes also their main thread's time on a core and time
+    waiting for one (``main_thread_ran`` / ``main_thread_waited_for_cpu``).
+    """
     seconds = max(end - start, 1e-9)
     out = {}
     for name, series in sampler.series.items():
@@ -97,6 +101,13 @@ def _cpu_pct(sampler: Sampler, names: Sequence[str], start: float, end: float) -
     known = sum(v for k, v in out.items() if k != "machine")
     out["everything_else"] = round(out["machine"] - known, 1)
     out["measured"] = round(sum(out[name] for name in names), 1)
+    for name in names:
+        ran = sampler.main_ran[name].between(start, end)
+        waited = sampler.main_waited[name].between(start, end)
+        out[f"{name}:main_thread_ran"] = round(ran / seconds * 100, 1)
+        out[f"{name}:main_thread_waited_for_cpu"] = round(waited / seconds * 100, 1)
+        # chDB's own threads, the insert executor, aiokafka's none: what runs beside the loop.
+        out[f"{name}:other_threads"] = round(out[name] - ran / seconds * 100, 1)
     return out
 
 

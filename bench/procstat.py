@@ -7,6 +7,12 @@ last response published) can be read off afterwards: start-up (imports, chDB,
 group join) and shutdown fall outside the window and are not charged.
 Peak RSS is ``VmHWM`` of ``/proc/PID/status``, read just before the process is
 stopped.
+
+The main thread's ``/proc/PID/schedstat`` is sampled too: the time it ran and
+the time it was runnable but waited for a core. The event loop lives on the
+main thread, so "ran + waited" near 100% of a window means the process was
+CPU-bound there, and a large "waited" share means other processes on this
+shared host held the cores.
 """
 
 from __future__ import annotations
@@ -47,6 +53,16 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def main_thread_sched(pid: int) -> tuple[float, float] | None:
+    """Seconds the main thread of ``pid`` ran, and waited runnable for a core."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
+            ran, waited, _ = f.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
     with open("/proc/stat", encoding="ascii") as f:
@@ -83,6 +99,8 @@ class Sampler:
         self.pids = dict(pids)
         self.interval = interval
         self.series: dict[str, Series] = {name: Series() for name in pids}
+        self.main_ran: dict[str, Series] = {name: Series() for name in pids}
+        self.main_waited: dict[str, Series] = {name: Series() for name in pids}
         self.machine = Series()
         self._task: asyncio.Task[None] | None = None
 
@@ -90,6 +108,10 @@ class Sampler:
         now = time.time()
         for name, pid in self.pids.items():
             self.series[name].add(now, cpu_seconds(pid))
+            sched = main_thread_sched(pid)
+            if sched is not None:
+                self.main_ran[name].add(now, sched[0])
+                self.main_waited[name].add(now, sched[1])
         self.machine.add(now, machine_busy_seconds())
 
     async def _run(self) -> None:
