@@ -87,7 +87,11 @@ GENERIC: tuple[tuple[str, tuple[str, ...]], ...] = (
 EVENT_LOOP = "event loop (asyncio scheduling, select), other"
 
 
-def _stage(files: list[str]) -> str:
+def _stage(frames: list[tuple[str, str]]) -> str:
+    # Frames down to the event loop's _run_once (the worker's and Faust's start-up
+    # call chain) run everything; only what the loop is running says where time goes.
+    loop = [i for i, (func, _) in enumerate(frames) if func == "BaseEventLoop._run_once"]
+    files = [file for _, file in frames[loop[-1] + 1 if loop else 0 :]]
     specific = generic = None
     for file in files:
         for stage, prefixes in STAGES:
@@ -139,7 +143,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
         if not code:
             continue
         split = [(fn, _short(fl)) for fn, fl in map(_split, code)]
-        stages[_stage([file for _, file in split])] += count
+        stages[_stage(split)] += count
         func, file = split[-1]
         areas[_area(file)] += count
         self_time[f"{func} ({_short(file)})"] += count

@@ -141,9 +141,11 @@ def print_single(console: Console, results: dict[str, Any]) -> None:
             verdict = f"{target['target']} {'met' if target['met'] else 'MISSED'}"
         table.add_row(key, _fmt(results[key]), span, verdict)
     for label, figures in results.get("compare", {}).items():
-        table.add_row(f"{label} throughput_rps", _fmt(figures["throughput_rps"]), "", "")
-        table.add_row(f"{label} ratio_to_faust", _fmt(figures["ratio_to_faust"]), "", "")
-        table.add_row(f"current / {label}", _fmt(1 / figures["ratio_to_current"]), "", "")
+        rev = label.removeprefix("rev-")
+        table.add_row(f"{rev}: throughput_rps", _fmt(figures["throughput_rps"]), "", "")
+        table.add_row(f"{rev}: cpu_s_per_1k", _fmt(figures["cpu_s_per_1k"]), "", "")
+        table.add_row(f"{rev}: ratio_to_faust", _fmt(figures["ratio_to_faust"]), "", "")
+        table.add_row(f"now / {rev}", _fmt(1 / figures["ratio_to_current"]), "", "")
     console.print(table)
 
 

@@ -53,7 +53,10 @@ def test_topics_file_round_trips_through_the_workers_loader(tmp_path: Path) -> N
 
 
 def test_profile_charges_library_time_to_the_stage_that_called_it(tmp_path: Path) -> None:
-    loop = "thread (1): MainThread;run (asyncio/base_events.py:1)"
+    loop = (
+        "thread (1): MainThread;Worker.execute_from_commandline (mode/worker.py:1);"
+        "BaseEventLoop._run_once (asyncio/base_events.py:1);Handle._run (asyncio/events.py:80)"
+    )
     raw = tmp_path / "raw.txt"
     raw.write_text(
         f"{loop};ValidateStage.__call__ (worker/flow/validate.py:9);"
