@@ -19,6 +19,7 @@ LABELS = {
     "two": "worker, 2 processes",
     "latency_max_rate_ms": "max rate: consumed -> published",
     "latency_half_rate_ms": "half rate: created -> published",
+    "latency_one_process_ms": "1 process: consumed -> published",
     "latency_two_processes_ms": "2 processes: consumed -> published",
 }
 
