@@ -8,9 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # pytest-xdist is not used: the e2e tests share one broker and 2 cores.
 PYTEST_ARGS ?=
+# For example BENCH_ARGS="--n 20000 --repeat 1" or BENCH_ARGS="--mode scale".
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: help install lock services-up services-down services-status demo run test test-unit \
-        test-integration lint format type schemas check clean
+.PHONY: help install install-bench lock services-up services-down services-status demo run test \
+        test-unit test-integration lint format type schemas check bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,10 +28,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv with the locked dependencies
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $@
+
+install-bench: $(BENCH_STAMP) ## add the benchmark's dependencies (matplotlib, py-spy) to .venv
+
 lock: ## re-resolve dependencies within pyproject's ranges and rewrite constraints.txt
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,bench]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^request-worker' > constraints.txt
 	rm -rf .lock-venv
 
@@ -68,6 +77,9 @@ schemas: install ## regenerate schemas/ from the models
 	$(BIN)/worker schemas export
 
 check: lint type test ## everything CI checks
+
+bench: install-bench services-up ## benchmark against plain aiokafka and Faust; see docs/performance.md
+	$(BIN)/python -m bench --no-services $(BENCH_ARGS)
 
 clean: ## remove local state (services data, chDB, caches); keeps .venv
 	bash services/run.sh down --wipe || true

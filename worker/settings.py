@@ -328,7 +328,6 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Path(".data")
     topics_file: Path = Path("topics/topics.toml")
     batch_max: int = Field(default=1000, gt=0, le=100_000)
-    batch_linger_s: float = Field(default=0.05, gt=0)
     stream_buffer_max: int | None = Field(
         default=None,
         gt=0,

@@ -28,7 +28,7 @@ from tests.support.metrics import (
 from tests.support.web import get, metrics_text, readiness, wait_for
 from tests.support.worker import REPO, WorkerStack
 from worker.app import TopicNames
-from worker.loadgen import SampleRequest, workload
+from worker.loadgen import TENANTS, SampleRequest, workload
 from worker.shutdown import EXIT_SHUTDOWN_TIMEOUT, EXIT_STALLED
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +87,7 @@ def assert_workload_counts(
 def test_metrics_report_a_known_workload(worker_stack: Callable[..., WorkerStack]) -> None:
     stack = worker_stack(WORKER_HEALTH_INTERVAL_S="0.5")
     topics = stack.topics
-    batch = workload(800, 90, run_id=stack.run_id)
+    batch = stack.sign(workload(800, 90, run_id=stack.run_id), *TENANTS)
     dead = [s for s in batch if s.dead_letter]
     produce(stack.bootstrap, topics.requests, batch)
     stack.start()
@@ -180,7 +180,7 @@ def test_readiness_moves_to_ready_and_back_on_a_stalled_partition(
     assert all(check["ok"] for check in report["checks"].values()), report
 
     # Requests arrive; their insert hangs: lag is present and nothing is committed.
-    batch = workload(40, 0, run_id=stack.run_id)
+    batch = stack.sign(workload(40, 0, run_id=stack.run_id), *TENANTS)
     produce(stack.bootstrap, topics.requests, batch)
 
     def stalled() -> dict[str, Any] | None:
@@ -232,7 +232,11 @@ def test_a_stalled_worker_exits_for_its_supervisor_when_configured(
         WORKER_SHUTDOWN_TIMEOUT_S="3",
         WORKER_EXIT_ON_STALL="true",
     )
-    produce(stack.bootstrap, stack.topics.requests, workload(10, 0, run_id=stack.run_id))
+    produce(
+        stack.bootstrap,
+        stack.topics.requests,
+        stack.sign(workload(10, 0, run_id=stack.run_id), *TENANTS),
+    )
     stack.start()
     code = stack.wait(timeout_s=180)
     assert code == EXIT_STALLED, stack.logs()
@@ -246,7 +250,7 @@ def test_sigterm_with_rows_still_buffered_loses_nothing(
     # Every insert takes a second: when SIGTERM arrives, a batch's rows sit in the sink.
     stack = worker_stack(WORKER_FAULT_CLICKHOUSE_INSERT_DELAY_S="1", WORKER_HEALTH_INTERVAL_S="1")
     topics = stack.topics
-    first = workload(2000, 0, run_id=f"{stack.run_id}a")
+    first = stack.sign(workload(2000, 0, run_id=f"{stack.run_id}a"), *TENANTS)
     produce(stack.bootstrap, topics.requests, first)
     stack.start()
 
@@ -274,7 +278,7 @@ def test_sigterm_with_rows_still_buffered_loses_nothing(
     assert len(answered) == stored["rows"], "every stored row answered, and only those"
 
     # More requests while it is down; the next worker resumes after the committed offsets.
-    second = workload(500, 0, run_id=f"{stack.run_id}b", seed=3)
+    second = stack.sign(workload(500, 0, run_id=f"{stack.run_id}b", seed=3), *TENANTS)
     produce(stack.bootstrap, topics.requests, second)
     del stack.extra_env["WORKER_FAULT_CLICKHOUSE_INSERT_DELAY_S"]
     stack.start()

@@ -202,8 +202,12 @@ class WorkerStack:
                 return sensor
         raise AssertionError(f"no monitor in the worker's stats: {stats}")
 
-    def logs(self, tail: int | None = 4000) -> str:
-        """The worker's logs, every run, each cut to its last ``tail`` characters (None: all)."""
+    def logs(self, tail: int | None = None) -> str:
+        """The worker's logs, every run in start order, each cut to its last ``tail`` characters.
+
+        Whole files by default: tests search them for specific lines, which a tail can
+        miss now that every record is a JSON object.
+        """
         texts = [path.read_text(errors="replace") for path in sorted(self.root.glob("*.log"))]
         return "\n".join(text if tail is None else text[-tail:] for text in texts)
 
