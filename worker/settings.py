@@ -345,8 +345,10 @@ class WorkerSettings(BaseSettings):
     create_topics: bool = Field(
         default=False, description="Create missing declared topics at start-up instead of failing."
     )
+    # Five minutes: outlasts restarts and short outages of ClickHouse or Redis, which
+    # should stall consumption, not fill the dead-letter topic.
     retry_budget_s: float = Field(
-        default=60.0,
+        default=300.0,
         ge=0,
         description=(
             "How long a batch's server error is retried before its requests are dead-lettered "
