@@ -351,6 +351,7 @@ def test_resolve_command_rejects_unknown_commands() -> None:
 
 def test_settings_prefixes_are_the_documented_ones() -> None:
     assert set(PREFIXES) == {
+        "CACHE_",
         "KAFKA_",
         "CLICKHOUSE_",
         "CLICKHOUSE_HTTP_",
