@@ -212,8 +212,9 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         producer_linger_ms=5,
         producer_acks=-1,
         # Backpressure: past this many events ahead of the agent, Faust stops fetching.
-        # Fetches no larger than a batch: the batch loop holds one batch and the
-        # feed two fetches, so at most three batches of records are in memory.
+        # Fetches no larger than a batch: the batch loop holds one batch, the feed two
+        # fetches and the fetch loop one more waiting to enter it, so at most four
+        # batches of records are in memory.
         broker_max_poll_records=settings.worker.batch_max,
         stream_buffer_maxsize=settings.worker.stream_buffer,
         web_enabled=True,

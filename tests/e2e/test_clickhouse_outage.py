@@ -113,16 +113,16 @@ def test_clickhouse_down_pauses_consumption_with_bounded_memory_and_loses_nothin
     logs = stack.logs(tail=None)
 
     # While ClickHouse was down: nothing answered, nothing committed, the lag grew
-    # by everything produced; the batch loop held one batch, the feed filled with at
-    # most two fetches of at most a batch each, and fetching stopped (the read
-    # offsets stood still); memory stayed flat.
+    # by everything produced; the batch loop held one batch, the feed filled with two
+    # fetches of at most a batch each, the fetch loop held one more waiting to enter
+    # it, and fetching stopped (the read offsets stood still); memory stayed flat.
     steady = [s for s in samples if s.at_s >= 2.0]
     assert steady, samples
     assert {s.positions.published for s in steady} == {len(before)}, samples
     assert {s.positions.committed for s in steady} == {len(before)}, samples
     assert steady[-1].positions.lag == len(during), samples
     assert len({s.taken for s in steady}) == 1, samples
-    assert 0 < steady[-1].taken - len(before) <= 3 * BATCH, samples
+    assert 0 < steady[-1].taken - len(before) <= 4 * BATCH, samples
     growth = max(s.rss for s in samples) - rss_before
     assert growth < 64 * MiB, f"memory grew by {growth / MiB:.1f} MiB during the outage"
     assert "failed (attempt" in logs, "the fault hook never failed an insert"
