@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.secure_kafka import SecureKafka, secure_kafka
 from tests.support.worker import REPO, WorkerStack
 
 
@@ -61,3 +63,10 @@ def worker_stack(services: Services, tmp_path: Path) -> Iterator[Callable[..., W
     for stack in stacks:
         if stack.alive():
             stack.kill()
+
+
+@pytest.fixture(scope="session")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A dedicated SASL_SSL (SCRAM-SHA-512) broker beside the shared one; stopped at the end."""
+    with secure_kafka(tmp_path_factory.mktemp("secure-kafka"), secrets.token_urlsafe(18)) as broker:
+        yield broker

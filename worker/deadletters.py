@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from worker.connections.kafka import client_options
 from worker.errors import ConfigurationError
 from worker.flow.output import OutboundMessage
 from worker.settings import KafkaSettings
@@ -187,8 +188,7 @@ def replay_message(letter: DeadLetter, requests_topic: str, now: datetime) -> Ou
 
 def _consumer(settings: KafkaSettings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol,
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         client_id="request-worker-dlq",
@@ -266,8 +266,7 @@ async def publish(
 ) -> None:
     """Publish ``messages`` and return once the broker confirmed every one of them."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.clickhouse.client import connect
 from worker.clickhouse.migrate import load_migrations
+from worker.connections.kafka import client_options, start_client
+from worker.connections.redis import redis_client
 from worker.errors import ConfigurationError, WorkerError
 from worker.kafka_admin import check_topics
 from worker.settings import Settings
@@ -72,18 +73,18 @@ async def check_kafka(settings: Settings, topology: Topology, timeout_s: float) 
     kafka = settings.kafka
     reach_fix = (
         f"check KAFKA_BOOTSTRAP_SERVERS ({kafka.bootstrap_servers}) and "
-        f"KAFKA_SECURITY_PROTOCOL; is the broker up? (locally: make services-up)"
+        "KAFKA_SECURITY_PROTOCOL (and KAFKA_SASL_*, KAFKA_TLS_* for SASL_SSL/SSL); "
+        "is the broker up? (locally: make services-up)"
     )
 
     async def reach() -> list[Finding]:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=kafka.bootstrap_servers,
-            security_protocol=kafka.security_protocol,
+            **client_options(kafka),
             client_id="request-worker-doctor",
             request_timeout_ms=int(timeout_s * 1000),
         )
         started = time.perf_counter()
-        await admin.start()
+        await start_client(admin, kafka)
         try:
             topics = await admin.list_topics()
         finally:
@@ -138,11 +139,7 @@ async def check_redis(settings: Settings, timeout_s: float) -> list[Finding]:
     policy = settings.limits.on_redis_unavailable
 
     async def ping() -> list[Finding]:
-        client = aioredis.Redis.from_url(
-            settings.redis.url.get_secret_value(),
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-        )
+        client = redis_client(settings.redis, timeout_s=timeout_s)
         started = time.perf_counter()
         try:
             await client.ping()
@@ -155,7 +152,8 @@ async def check_redis(settings: Settings, timeout_s: float) -> list[Finding]:
         "redis",
         timeout_s,
         ping,
-        "check REDIS_URL (host, port, password, database); is Redis up?",
+        "check REDIS_URL (host, port, database; rediss:// for TLS), REDIS_USERNAME, "
+        "REDIS_PASSWORD and REDIS_TLS_*; is Redis up?",
     )
     if found[0].status == "fail" and policy == "allow":
         # The worker serves without limits meanwhile: a warning, not a failure.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from worker.connections.kafka import client_options, start_client
 from worker.errors import ConfigurationError
 from worker.settings import KafkaSettings
 from worker.topology import Topology
@@ -31,8 +32,7 @@ class TopicReport:
 
 def _admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol,
+        **client_options(settings),
         client_id="request-worker-admin",
         request_timeout_ms=15000,
     )
@@ -41,7 +41,7 @@ def _admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
 async def check_topics(settings: KafkaSettings, topology: Topology) -> list[TopicReport]:
     """Compare every declared topic with what the broker has."""
     admin = _admin(settings)
-    await admin.start()
+    await start_client(admin, settings)
     try:
         return await _check(admin, settings, topology)
     finally:
@@ -85,7 +85,7 @@ async def _check(
 async def create_topics(settings: KafkaSettings, topology: Topology) -> list[TopicReport]:
     """Create the declared topics that are missing; report on all of them."""
     admin = _admin(settings)
-    await admin.start()
+    await start_client(admin, settings)
     try:
         before = await _check(admin, settings, topology)
         missing = {report.name for report in before if not report.exists}
@@ -137,7 +137,7 @@ async def ensure_reply_topics(settings: KafkaSettings) -> None:
     if not wanted:
         return
     admin = _admin(settings)
-    await admin.start()
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
     finally:

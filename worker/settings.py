@@ -20,15 +20,49 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigurationError
+from worker.settings_rules import (
+    ExistingFile,
+    SecretSettings,
+    TlsClientFiles,
+    check_kafka_security,
+    check_redis_security,
+)
+
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 
 
-class KafkaSettings(BaseSettings):
-    """How to reach the Kafka cluster and which consumer group to join."""
+#: The group's rebalance timeout is this far below the request timeout: a join request
+#: waits for the rebalance on the broker and must not time out on the client first.
+REBALANCE_BELOW_REQUEST_S = 10.0
+
+
+class KafkaSettings(TlsClientFiles):
+    """How to reach the Kafka cluster and which consumer group to join.
+
+    ``security_protocol`` picks TLS (``SSL``, ``SASL_SSL``) and SASL authentication
+    (``SASL_*``). The same settings reach every Kafka client the worker and its
+    commands create (``worker.connections.kafka``). SASL without TLS sends the
+    password in the clear and is refused unless ``allow_sasl_plaintext`` says so.
+    """
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:9092"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    security_protocol: KafkaProtocol = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(
+        default=None, description="Or KAFKA_SASL_PASSWORD_FILE, a file holding it."
+    )
+    allow_sasl_plaintext: bool = Field(
+        default=False,
+        description="Accept SASL_PLAINTEXT, which sends credentials unencrypted (PLAIN) "
+        "or lets anyone on the path read and alter the traffic (SCRAM).",
+    )
+    tls_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to.",
+    )
     group_id: str = "request-worker"
     topic_prefix: str = Field(
         default="",
@@ -41,6 +75,17 @@ class KafkaSettings(BaseSettings):
         le=300,
         description="How long the group waits for a silent worker before moving its partitions.",
     )
+    request_timeout_s: float = Field(
+        default=40.0,
+        ge=16,
+        le=600,
+        description=(
+            "How long a request to the broker may go unanswered before the client drops the "
+            "connection and retries; the group's rebalance timeout is 10 s less, so a join "
+            "request outlasts the rebalance it waits for (at least KAFKA_SESSION_TIMEOUT_S + 10)."
+        ),
+    )
+
     reply_to_allowlist: str = Field(
         default="",
         description=(
@@ -48,6 +93,28 @@ class KafkaSettings(BaseSettings):
             "anything else is answered on the responses topic."
         ),
     )
+
+    @model_validator(mode="after")
+    def _coherent_security(self) -> Self:
+        check_kafka_security(self)
+        return self
+
+    @model_validator(mode="after")
+    def _coherent_timeouts(self) -> Self:
+        least = self.session_timeout_s + REBALANCE_BELOW_REQUEST_S
+        if self.request_timeout_s < least:
+            # The group would drop a worker whose requests are still allowed to wait.
+            raise ValueError(
+                f"KAFKA_REQUEST_TIMEOUT_S={self.request_timeout_s:g} is below "
+                f"KAFKA_SESSION_TIMEOUT_S={self.session_timeout_s:g} + "
+                f"{REBALANCE_BELOW_REQUEST_S:g}: raise it to at least {least:g}"
+            )
+        return self
+
+    @property
+    def rebalance_timeout_s(self) -> float:
+        """How long the group waits for its members to rejoin during a rebalance."""
+        return self.request_timeout_s - REBALANCE_BELOW_REQUEST_S
 
     @property
     def reply_to_topics(self) -> frozenset[str]:
@@ -64,8 +131,12 @@ class KafkaSettings(BaseSettings):
         return f"{self.topic_prefix}{name}"
 
 
-class ClickHouseSettings(BaseSettings):
-    """Where results are persisted: embedded chDB on disk, or a server by URL."""
+class ClickHouseSettings(TlsClientFiles):
+    """Where results are persisted: embedded chDB on disk, or a server by URL.
+
+    The ``tls_*`` settings apply to an ``https://`` URL; embedded chDB has no network
+    transport and ignores them.
+    """
 
     model_config = SettingsConfigDict(env_prefix="CLICKHOUSE_", frozen=True, extra="ignore")
 
@@ -109,15 +180,6 @@ class ClickHouseSettings(BaseSettings):
     tls_verify: bool = Field(
         default=True, description="Verify the server certificate (https URLs only)."
     )
-    tls_ca_cert: Path | None = Field(
-        default=None, description="PEM bundle of the CA that signed the server certificate."
-    )
-    tls_client_cert: Path | None = Field(
-        default=None, description="PEM client certificate, for servers that require mutual TLS."
-    )
-    tls_client_key: Path | None = Field(
-        default=None, description="Private key of the client certificate, if not in that file."
-    )
     tls_server_host_name: str | None = Field(
         default=None,
         description="Name to check the server certificate against (behind a tunnel or proxy).",
@@ -146,7 +208,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ClickHouseHttpSettings(BaseSettings):
+class ClickHouseHttpSettings(SecretSettings):
     """The read-only ClickHouse HTTP endpoint the worker serves over its embedded chDB.
 
     Only in embedded mode: chDB locks its directory, so while the worker runs this
@@ -169,6 +231,18 @@ class ClickHouseHttpSettings(BaseSettings):
         default=False,
         description="Accept requests without credentials; only allowed on a loopback host.",
     )
+    tls_cert: ExistingFile = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with; unset = plain HTTP.",
+    )
+    tls_key: ExistingFile = Field(
+        default=None, description="Private key of the certificate, if not in that file."
+    )
+    tls_ca_cert: ExistingFile = Field(
+        default=None,
+        description="CA that signed tls_cert, for the worker's own tools (worker db query) "
+        "to verify the endpoint; the system CAs otherwise.",
+    )
     max_concurrent_queries: int = Field(default=2, ge=1, le=64)
     queue_timeout_s: float = Field(
         default=10.0, ge=0, description="How long a query waits for a free slot."
@@ -187,17 +261,51 @@ class ClickHouseHttpSettings(BaseSettings):
                 "CLICKHOUSE_HTTP_ALLOW_ANONYMOUS is only allowed with a loopback "
                 f"CLICKHOUSE_HTTP_HOST (got {self.host!r})"
             )
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ValueError("CLICKHOUSE_HTTP_TLS_KEY needs CLICKHOUSE_HTTP_TLS_CERT")
         return self
 
 
-class RedisSettings(BaseSettings):
-    """The Redis server used by the API layer."""
+class RedisSettings(TlsClientFiles):
+    """The Redis server used by the API layer.
+
+    ``rediss://`` URLs use TLS, with the server certificate verified against the
+    system's CAs or ``tls_ca_cert``; ``username``/``password`` log in as a Redis
+    ACL user (or put them in the URL, not both). Every Redis client of the worker
+    is built from these by ``worker.connections.redis``.
+    """
 
     model_config = SettingsConfigDict(env_prefix="REDIS_", frozen=True, extra="ignore")
 
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="redis:// or rediss:// (TLS) URL; or REDIS_URL_FILE, a file holding it.",
+    )
+    username: str | None = Field(default=None, description="Redis ACL user.")
+    password: SecretStr | None = Field(
+        default=None, description="Password of the ACL user; or REDIS_PASSWORD_FILE."
+    )
     key_prefix: str = "rw:"
     socket_timeout_s: float = Field(default=2.0, gt=0)
+    tls_verify: bool = Field(default=True, description="Verify the server certificate.")
+    tls_check_hostname: bool = Field(
+        default=True, description="Check that the certificate names the host connected to."
+    )
+
+    @property
+    def tls(self) -> bool:
+        """True for a ``rediss://`` URL."""
+        return urlsplit(self.url.get_secret_value()).scheme == "rediss"
+
+    def describe(self) -> str:
+        """A printable location, without credentials."""
+        parts = urlsplit(self.url.get_secret_value())
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+    @model_validator(mode="after")
+    def _coherent_security(self) -> Self:
+        check_redis_security(self)
+        return self
 
 
 class LimitsSettings(BaseSettings):
@@ -226,10 +334,12 @@ class LimitsSettings(BaseSettings):
 AuthMode = Literal["hmac", "jwt", "none"]
 
 
-class SecuritySettings(BaseSettings):
+class SecuritySettings(SecretSettings):
     """Authentication, secrets at rest and replay protection.
 
-    The master key encrypts the HMAC secrets stored in Redis. It comes from
+    The master key encrypts the HMAC secrets stored in Redis, and a key derived
+    from it the sensitive fields operations store encrypted in ClickHouse
+    (``worker.operations.encryption``). It comes from
     ``SECURITY_MASTER_KEY`` (urlsafe base64 of 32 bytes) or from the file named
     by ``SECURITY_MASTER_KEY_FILE``; it is a ``SecretStr`` and never logged.
     """
@@ -342,6 +452,11 @@ class WorkerSettings(BaseSettings):
         "partition, ...) as JSON at / on the web server, for debugging.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="The event loop Faust runs on: uvloop (libuv; faster sockets and "
+        "scheduling) or the standard library's.",
+    )
     create_topics: bool = Field(
         default=False, description="Create missing declared topics at start-up instead of failing."
     )
@@ -407,6 +522,8 @@ class FaultSettings(BaseSettings):
     ``clickhouse_down_file`` makes every ClickHouse call fail while that file
     exists (its content picks the failure: empty for unreachable,
     ``too_many_parts`` or ``memory_limit_exceeded`` for an overloaded server).
+    ``failing_operations`` names operations whose every call fails, as one whose
+    own backend is unreachable would.
     """
 
     model_config = SettingsConfigDict(env_prefix="WORKER_FAULT_", frozen=True, extra="ignore")
@@ -414,6 +531,14 @@ class FaultSettings(BaseSettings):
     point: FaultPoint | None = None
     after_batches: int = Field(default=0, ge=0)
     clickhouse_down_file: Path | None = None
+    failing_operations: str = Field(
+        default="",
+        description="Comma-separated operation names whose every call raises (service_failed).",
+    )
+
+    @property
+    def failing_operation_names(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.failing_operations.split(",") if n.strip())
 
     clickhouse_insert_delay_s: float = Field(
         default=0.0,
@@ -514,8 +639,10 @@ def _read(model: type[_Model], errors: list[dict[str, str]]) -> _Model:
     except ValidationError as exc:
         prefix = str(model.model_config.get("env_prefix", ""))
         for error in exc.errors(include_url=False, include_input=False):
-            field = "_".join(str(part) for part in error["loc"]).upper()
-            errors.append({"variable": f"{prefix}{field}", "message": error["msg"]})
+            # A rule across fields (loc empty) names its variables in its message.
+            field = "_".join(str(part) for part in error["loc"]).upper() or "*"
+            message = error["msg"].removeprefix("Value error, ")
+            errors.append({"variable": f"{prefix}{field}", "message": message})
         return cast("_Model", model.model_construct())
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
+from pathlib import Path
 
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from tests.support.settings import settings_under
+from worker.app import build_app
+from worker.auth.secrets import new_master_key
 from worker.errors import ConfigurationError
 from worker.settings import (
     CacheSettings,
@@ -104,3 +109,23 @@ def test_the_observability_settings_have_operable_defaults(monkeypatch: pytest.M
     assert settings.worker.stall_timeout_s > settings.worker.health_interval_s
     assert settings.worker.exit_on_stall is False
     assert settings.faults.clickhouse_insert_delay_s == 0
+
+
+def test_a_request_timeout_too_close_to_the_session_timeout_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError, match="KAFKA_REQUEST_TIMEOUT_S=20 is below"):
+        KafkaSettings(session_timeout_s=15, request_timeout_s=20)
+    kafka = KafkaSettings(session_timeout_s=40, request_timeout_s=50)
+    assert (kafka.request_timeout_s, kafka.rebalance_timeout_s) == (50, 40)
+
+
+def test_the_consumer_gets_the_request_timeout_not_faust_s_ninety_seconds(tmp_path: Path) -> None:
+    settings = settings_under(
+        tmp_path,
+        kafka=KafkaSettings(request_timeout_s=35),
+        security=SecuritySettings(master_key=SecretStr(new_master_key())),
+    )
+    conf = build_app(settings).faust.conf
+    timeouts = (conf.broker_request_timeout, conf.broker_rebalance_timeout)
+    assert timeouts == (35, 25), "a join request outlasts the rebalance it waits for"
+    assert conf.broker_session_timeout == 15
+    assert KafkaSettings().request_timeout_s == 40, "aiokafka's own default"

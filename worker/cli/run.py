@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import click
+import uvloop
 
 from worker.settings import Settings, load_settings
 
@@ -36,6 +38,17 @@ def run() -> None:
     from worker.shutdown import GracefulWorker
 
     settings = load_settings()
+    # The event loop's thread holds the GIL nearly all the time under load. The sink's
+    # thread (clickhouse-connect, then chDB, which releases the GIL while it works)
+    # and Faust's consumer thread take it back after every blocking call, and each
+    # time waited up to the default 5 ms switch interval: an INSERT of 13 ms took
+    # 50 ms beside a busy loop. Waiting threads ask for the GIL rarely, so a short
+    # interval costs the loop little.
+    sys.setswitchinterval(0.0005)
+    if settings.worker.event_loop == "uvloop":
+        # Before anything creates a loop (Faust's app and mode cache the first one they
+        # see, per thread): every loop from here on is libuv's.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if "none" in settings.security.modes:
         click.secho(
             "worker: WARNING SECURITY_AUTH_MODES includes 'none': unsigned requests are trusted "
@@ -65,12 +78,13 @@ def run() -> None:
     if worker_app.endpoint is not None:
         worker_app.endpoint.bind()
     log.info(
-        "consuming %s from %s, rows to %s; metrics and health on http://%s:%d",
+        "consuming %s from %s, rows to %s; metrics and health on http://%s:%d; %s event loop",
         worker_app.topics.requests,
         settings.kafka.bootstrap_servers,
         settings.clickhouse.describe(),
         settings.worker.web_host,
         settings.worker.web_port,
+        type(worker_app.faust.loop).__module__.split(".")[0],
     )
     worker = GracefulWorker(
         worker_app.faust,

@@ -22,13 +22,17 @@ _REQUIRED_PASSWORD, _AUTHENTICATION_FAILED = 194, 516
 def server_options(settings: ClickHouseSettings) -> dict[str, Any]:
     """The clickhouse-connect options for a server URL: timeouts and TLS.
 
-    TLS is on for ``https://`` URLs, with the server certificate verified
+    TLS is on for ``https://`` URLs and only for them, with the server certificate verified
     against the system's CAs, or ``CLICKHOUSE_TLS_CA_CERT`` when set; a client
     certificate is presented when ``CLICKHOUSE_TLS_CLIENT_CERT`` is set (mutual
     TLS). TLS options on a plain ``http://`` URL are a configuration error,
     never silently ignored.
     """
+    scheme = urlsplit(settings.url.get_secret_value()).scheme if settings.url else ""
     options: dict[str, Any] = {
+        # From the URL's scheme, always: clickhouse-connect ignores a DSN's scheme and
+        # guesses TLS from the port, so https://host:9000 would go out unencrypted.
+        "interface": scheme,
         "connect_timeout": settings.connect_timeout_s,
         "send_receive_timeout": settings.query_timeout_s,
         # The sink retries itself, with the same deduplication token.
@@ -45,8 +49,9 @@ def server_options(settings: ClickHouseSettings) -> dict[str, Any]:
     requested = {option: value for option, (_, value) in tls.items() if value is not None}
     if settings.tls_client_key and not settings.tls_client_cert:
         raise ConfigurationError("CLICKHOUSE_TLS_CLIENT_KEY needs CLICKHOUSE_TLS_CLIENT_CERT")
+    if scheme not in ("http", "https"):
+        raise ConfigurationError("CLICKHOUSE_URL must be an http:// or https:// URL")
     if requested:
-        scheme = urlsplit(settings.url.get_secret_value()).scheme if settings.url else ""
         if scheme != "https":
             names = ", ".join(sorted(f"CLICKHOUSE_{tls[option][0]}" for option in requested))
             raise ConfigurationError(f"{names} need an https:// CLICKHOUSE_URL")
@@ -104,12 +109,16 @@ def _endpoint_client(settings: Settings, info: EndpointInfo) -> Any:
     configured = settings.clickhouse_http.password
     password = configured.get_secret_value() if configured is not None else info.password
     try:
+        ca_cert = settings.clickhouse_http.tls_ca_cert
         return clickhouse_connect.get_client(
             host=info.connect_host,
             port=info.port,
             username=info.user,
             password=password or "",
             database=info.database,
+            # Verified like any server: the system CAs, or the endpoint's own CA.
+            secure=info.tls,
+            ca_cert=str(ca_cert) if info.tls and ca_cert is not None else None,
         )
     except OperationalError as exc:
         log.info("the worker's endpoint at %s does not answer (%s); opening chDB", info.url, exc)

@@ -147,7 +147,18 @@ def logging_config(
             }
         },
         "root": {"level": level.upper(), "handlers": ["worker"]},
+        # At debug these print the bytes of every message sent: responses, dead letters,
+        # cached answers, sensitive fields included. Never below info.
+        "loggers": {name: {"level": _at_least_info(level)} for name in PAYLOAD_LOGGERS},
     }
+
+
+#: Library loggers that log whole message payloads at debug.
+PAYLOAD_LOGGERS = ("aiokafka.producer.producer",)
+
+
+def _at_least_info(level: str) -> str:
+    return "INFO" if logging.getLevelName(level.upper()) < logging.INFO else level.upper()
 
 
 def configure_logging(

@@ -6,8 +6,7 @@ import asyncio
 import time
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
+from worker.connections.redis import redis_client
 from worker.settings import RedisSettings
 
 
@@ -18,11 +17,7 @@ class RedisProbe:
 
     def __init__(self, settings: RedisSettings, *, required: bool) -> None:
         self.required = required
-        self._client = aioredis.Redis.from_url(
-            settings.url.get_secret_value(),
-            socket_timeout=settings.socket_timeout_s,
-            socket_connect_timeout=settings.socket_timeout_s,
-        )
+        self._client = redis_client(settings)
 
     async def check(self) -> str:
         started = time.perf_counter()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from worker.connections.redis import redis_client
 from worker.errors import RateLimiterError
 from worker.ratelimit.base import Ask, Grant
 from worker.settings import RedisSettings
@@ -64,11 +64,7 @@ class RedisRateLimiter:
     """The Redis implementation of :class:`~worker.ratelimit.base.RateLimiter`."""
 
     def __init__(self, settings: RedisSettings) -> None:
-        self._client = aioredis.Redis.from_url(
-            settings.url.get_secret_value(),
-            socket_timeout=settings.socket_timeout_s,
-            socket_connect_timeout=settings.socket_timeout_s,
-        )
+        self._client = redis_client(settings)
         self._prefix = f"{settings.key_prefix}bucket:"
         self._script = self._client.register_script(_BUCKET_SCRIPT)
 

@@ -145,3 +145,25 @@ def test_secret_str_values_render_masked_without_being_known() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
     record.token = SecretStr("abc-very-secret")
     assert "abc-very-secret" not in formatter.format(record)
+
+
+def test_message_payloads_are_never_logged_even_at_debug() -> None:
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    sender = logging.getLogger("aiokafka.producer.producer")
+    saved = (root.level, list(root.handlers), sender.level)
+    config = logging_config(level="debug", fmt="json")
+    config["handlers"]["worker"]["stream"] = buffer
+    try:
+        logging.config.dictConfig(config)
+        sender.debug("Sending (key=%s value=%s)", b"k", b"the answer, in full")
+        logging.getLogger("aiokafka.producer.sender").debug("batch sent")
+        logging.getLogger("worker.flow").debug("our own debug")
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+        sender.setLevel(saved[2])
+    assert [line["message"] for line in lines(buffer)] == ["batch sent", "our own debug"]
+    assert logging_config(level="warning", fmt="json")["loggers"] == {
+        "aiokafka.producer.producer": {"level": "WARNING"}
+    }

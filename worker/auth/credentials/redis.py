@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from worker.auth.credentials.base import Credential
+from worker.connections.redis import redis_client
 from worker.errors import CacheError, SystemFailureError
 from worker.settings import RedisSettings
 
@@ -21,11 +21,7 @@ class RedisCredentialStore:
     """
 
     def __init__(self, settings: RedisSettings) -> None:
-        self._client = aioredis.Redis.from_url(
-            settings.url.get_secret_value(),
-            socket_timeout=settings.socket_timeout_s,
-            socket_connect_timeout=settings.socket_timeout_s,
-        )
+        self._client = redis_client(settings)
         self._prefix = f"{settings.key_prefix}cred:"
 
     async def get_many(self, key_ids: Sequence[str]) -> dict[str, Credential]:

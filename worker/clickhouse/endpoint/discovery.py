@@ -34,6 +34,8 @@ class EndpointInfo:
     chdb_path: str
     # Only a password generated for this run is written here, never a configured one.
     password: str | None = None
+    #: Served over HTTPS (CLICKHOUSE_HTTP_TLS_CERT).
+    tls: bool = False
 
     @property
     def connect_host(self) -> str:
@@ -43,7 +45,7 @@ class EndpointInfo:
     @property
     def url(self) -> str:
         host = f"[{self.connect_host}]" if ":" in self.connect_host else self.connect_host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 def endpoint_file(data_dir: Path) -> Path:

@@ -26,6 +26,7 @@ from worker.clickhouse.endpoint.backend import QueryBackend
 from worker.clickhouse.endpoint.discovery import EndpointInfo, endpoint_file, publish, withdraw
 from worker.clickhouse.endpoint.limits import QueryLimits
 from worker.clickhouse.endpoint.server import EndpointConfig, QueryRunner, make_app
+from worker.connections.tls import server_context
 from worker.errors import ConfigurationError
 from worker.settings import ClickHouseHttpSettings
 
@@ -60,6 +61,12 @@ class ClickHouseEndpoint(Service):
         self._runner: QueryRunner | None = None
         self._web: web.AppRunner | None = None
         self._socket: socket.socket | None = None
+        # Built here, not on start: a bad certificate fails start-up before chDB is opened.
+        self._tls = (
+            server_context(prefix="CLICKHOUSE_HTTP_", cert=settings.tls_cert, key=settings.tls_key)
+            if settings.tls_cert is not None
+            else None
+        )
 
     @property
     def port(self) -> int | None:
@@ -113,9 +120,10 @@ class ClickHouseEndpoint(Service):
             # Long GET queries: the URL may carry up to max_query_size bytes, percent-encoded.
             max_line_size=max(8190, 3 * settings.max_query_size + 1024),
         )
+        tls = self._tls
         await self._web.setup()
         listening = self.bind()
-        await web.SockSite(self._web, listening).start()
+        await web.SockSite(self._web, listening, ssl_context=tls).start()
         port = int(listening.getsockname()[1])
         publish(
             self._file,
@@ -127,10 +135,12 @@ class ClickHouseEndpoint(Service):
                 database=self._database,
                 chdb_path=str(self._chdb_path.resolve()),
                 password=self.password if self._generated else None,
+                tls=tls is not None,
             ),
         )
         log.info(
-            "ClickHouse HTTP endpoint (read-only) on %s:%d, user %s%s",
+            "ClickHouse %s endpoint (read-only) on %s:%d, user %s%s",
+            "HTTPS" if tls is not None else "HTTP",
             settings.host,
             port,
             settings.user,
