@@ -243,7 +243,18 @@ class SystemFailureError(ServerError):
 
 
 class PublishError(ServerError):
+    """The broker did not confirm some messages of a publish.
+
+    ``undelivered`` holds the positions, in the published sequence, of the
+    messages it did not confirm (the others landed); None when that is not
+    known, and every message is to be sent again.
+    """
+
     code = "publish_failed"
+
+    def __init__(self, message: str, *, undelivered: Sequence[int] | None = None) -> None:
+        super().__init__(message)
+        self.undelivered = None if undelivered is None else tuple(undelivered)
 
 
 class ConfigurationError(WorkerError):

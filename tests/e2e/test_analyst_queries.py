@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.support.kafka import produce, read_topics
@@ -38,6 +39,27 @@ def by(rows: list[dict[str, Any]], *keys: str, value: str) -> dict[Any, Any]:
     return {
         tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]: row[value] for row in rows
     }
+
+
+def assert_params_and_results(
+    found: dict[str, Any],
+    some: SampleRequest,
+    answers: dict[str, list[dict[str, Any]]],
+    samples: list[SampleRequest],
+) -> None:
+    """The rows hold what was asked and answered: one request's, and the quotes' totals."""
+    asked = orjson.loads(some.value)["params"]
+    assert orjson.loads(found["params"]).items() >= asked.items(), "what was asked"
+    assert orjson.loads(found["result"]), "and what was answered"
+    quoted: Counter[tuple[str, str]] = Counter()
+    for sample in samples:
+        body = orjson.loads(sample.value) if sample.status == "ok" else {}
+        if body.get("operation") == "price.quote":
+            params = body["params"]
+            quoted[(params["sku"], params.get("currency", "EUR"))] += params["quantity"]
+    per_sku = answers["Quotes per SKU and currency, last 24 hours"]
+    assert {(row["sku"], row["currency"]): int(row["quantity"]) for row in per_sku} == quoted
+    assert all(float(row["total"]) > 0 for row in per_sku)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +89,7 @@ def test_the_documented_queries_answer_with_what_the_worker_stored(
 ) -> None:
     stack = worker_stack()
     samples = run_workload(stack)
-    some = next(s for s in samples if s.code is None)
+    some = next(s for s in samples if s.code is None and b'"price.quote"' in s.value)
     params = {"tenant": "acme", "request_id": some.request_id or "", "reason": "validation_failed"}
 
     answers = {}
@@ -135,6 +157,7 @@ def test_the_documented_queries_answer_with_what_the_worker_stored(
     [found] = answers["One request, by id"]
     assert found["request_id"] == some.request_id
     assert found["status"] == "ok"
+    assert_params_and_results(found, some, answers, samples)
 
     slowest = answers["The slowest requests of the last hour"]
     assert len(slowest) == 10

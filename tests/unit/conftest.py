@@ -201,6 +201,8 @@ def make_row() -> Callable[..., RequestRow]:
             offset,
             "",
             "",
+            '{"sku":"SKU-1","quantity":1}',
+            '{"total":"1.00"}',
         )
 
     return make

@@ -162,3 +162,46 @@ def grants_sql(tenants: tuple[str, ...]) -> None:
     from worker.clickhouse.templates import grants_sql as render
 
     _print_statements(render(load_settings().clickhouse.database, list(tenants)))
+
+
+@db.command()
+@click.argument("values", nargs=-1)
+def decrypt(values: tuple[str, ...]) -> None:
+    """Open the encrypted sensitive fields of requests rows (needs SECURITY_MASTER_KEY).
+
+    Each VALUE (or each line of standard input, without arguments) is an
+    `enc:v1:...` value or a JSON document holding some: a params or result
+    column, or a row printed by `worker db query --format json`. Each is
+    printed back as one JSON line with the values opened, and the columns that
+    hold JSON parsed:
+
+        worker db query --format json -p id=r-1 \\
+          "SELECT request_id, params, result FROM requests WHERE request_id = {id:String}" \\
+          | worker db decrypt
+
+    Operator action: what this prints is the plaintext the rows keep from
+    analysts; handle it accordingly.
+    """
+    from worker.errors import ConfigurationError
+    from worker.operations.encryption import PREFIX, FieldCipher, open_all
+
+    try:
+        cipher = FieldCipher.from_settings(load_settings().security)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if cipher is None:
+        raise click.ClickException(
+            "no master key: set SECURITY_MASTER_KEY or SECURITY_MASTER_KEY_FILE to the key "
+            "the rows were stored under"
+        )
+    lines = values or tuple(line for line in sys.stdin.read().splitlines() if line.strip())
+    for line in lines:
+        text = line.strip()
+        try:
+            document = text if text.startswith(PREFIX) else orjson.loads(text)
+            opened = open_all(document, cipher)
+        except orjson.JSONDecodeError as exc:
+            raise click.ClickException(f"neither an encrypted value nor JSON: {text[:80]}") from exc
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        sys.stdout.write(orjson.dumps(opened, default=str).decode() + "\n")

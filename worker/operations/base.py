@@ -25,7 +25,7 @@ class Operation(ABC, Generic[P, R]):
 
     Fields of ``params_model`` or ``result_model`` declared with
     :func:`worker.operations.sensitive.sensitive` are redacted in logs and
-    dead letters.
+    dead letters, and left out of or encrypted in ClickHouse rows, as declared.
 
     Answers are cached for ``cache_ttl_s`` seconds (0: never), ``not_found``
     answers for ``cache_not_found_ttl_s`` (0: never). An operation that reads

@@ -1,4 +1,4 @@
-"""The ClickHouse row sink: one columnar insert per partition slice, deduplicated, retried."""
+"""The ClickHouse row sink: one columnar insert per batch and table, deduplicated, retried."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from worker.errors import DatabaseError, DatabaseOverloadedError
 from worker.flow.output import DEAD_LETTER_COLUMNS, REQUEST_COLUMNS, PartitionRows
 from worker.observability import metrics
 from worker.settings import ClickHouseSettings
-from worker.sinks.base import DEAD_LETTERS_TABLE, REQUESTS_TABLE, dedup_token
+from worker.sinks.base import (
+    DEAD_LETTERS_TABLE,
+    REQUESTS_TABLE,
+    Block,
+    dedup_token,
+    describe,
+    pack,
+)
 from worker.sinks.pacing import InsertPacer, classify
 
 log = logging.getLogger(__name__)
@@ -35,18 +42,19 @@ class ClickHouseSink:
     """Writes ``requests`` and ``dead_letters`` rows to ClickHouse (a server or chDB).
 
     Every call to the client runs on one dedicated thread: clickhouse-connect's
-    client is synchronous, and chDB wants a single owner. Each partition slice
-    is cut into chunks of at most :attr:`InsertPacer.max_rows` rows; each chunk
-    is one INSERT into ``dead_letters`` (if it has any) and one into
-    ``requests``, each carrying an ``insert_deduplication_token`` named after
-    the chunk's table, topic, partition and first and last offsets, so a
-    retried chunk is stored once. Rows at or below the stored high-water offset
-    of their partition are skipped, so a redelivered batch cut differently is
+    client is synchronous, and chDB wants a single owner. A batch's partition
+    slices are packed into blocks of at most :attr:`InsertPacer.max_rows` rows
+    (:func:`~worker.sinks.base.pack`: usually the whole batch); each block is
+    one INSERT into ``dead_letters`` (if it has any) and one into ``requests``,
+    each carrying an ``insert_deduplication_token`` that names the table and
+    every slice's topic, partition and first and last offsets, so a retried
+    block is stored once. Rows at or below the stored high-water offset of
+    their partition are skipped, so a redelivered batch cut differently is
     stored once too.
 
-    A failed insert is retried, with the same chunk and token, with capped
+    A failed insert is retried, with the same block and token, with capped
     exponential backoff, for as long as it takes: :meth:`write` does not return
-    until ClickHouse confirmed every chunk, so the agent takes no new batch,
+    until ClickHouse confirmed every block, so the agent takes no new batch,
     acknowledges nothing, and Faust stops fetching once its buffer is full.
     Overload errors (TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, ...) also space
     inserts out and shrink later ones (see :mod:`worker.sinks.pacing`).
@@ -70,9 +78,11 @@ class ClickHouseSink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Any = None
         self._high_water: dict[str, dict[int, int]] = {}
+        self._column_types: dict[str, list[Any]] = {}
         self.inserts = 0
         self.retries = 0
         self.deduplicated = 0
+        self.failing: DatabaseError | None = None
         metrics.INSERT_MAX_ROWS.set(self.pacer.max_rows)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -94,21 +104,23 @@ class ClickHouseSink:
                 client.close()
                 raise
             self._client = client
+            self._column_types = {}
 
     async def write(self, slices: Sequence[PartitionRows]) -> None:
+        self.failing = None
         held = sum(len(part.rows) for part in slices)
         metrics.BUFFERED_ROWS.inc(held)
         try:
-            for part in slices:
-                # The cut is fixed before the first attempt: retries resend the same chunks.
-                for chunk in part.chunks(self.pacer.max_rows):
-                    await self._write_chunk(chunk)
-                    held -= len(chunk.rows)
-                    metrics.BUFFERED_ROWS.dec(len(chunk.rows))
+            # The cut is fixed before the first attempt: retries resend the same blocks.
+            for block in pack(slices, self.pacer.max_rows):
+                await self._write_block(block)
+                rows = sum(len(part.rows) for part in block)
+                held -= rows
+                metrics.BUFFERED_ROWS.dec(rows)
         finally:
             metrics.BUFFERED_ROWS.dec(held)
 
-    async def _write_chunk(self, chunk: PartitionRows) -> None:
+    async def _write_block(self, block: Block) -> None:
         attempt = 0
         failing_since: float | None = None
         while True:
@@ -117,104 +129,109 @@ class ClickHouseSink:
                 await asyncio.sleep(wait)
             self.pacer.started(time.monotonic())
             try:
-                await self._call(self._insert_chunk, chunk)
+                await self._call(self._insert_block, block)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure here is retried, none is lost
                 error = classify(exc)
                 delay = self.pacer.failed(error, attempt)
-                self._note_failure(chunk, error, attempt, delay)
+                self._note_failure(block, error, attempt, delay)
                 if failing_since is None:
                     failing_since = time.monotonic()
                 # A failed insert may or may not have landed: read positions again.
-                self._high_water.pop(chunk.topic, None)
+                for part in block:
+                    self._high_water.pop(part.topic, None)
+                self._column_types = {}
                 attempt += 1
                 await asyncio.sleep(delay)
             else:
+                self.failing = None
                 self.pacer.succeeded()
                 metrics.PAUSE_SECONDS.set(self.pacer.pause_s)
                 metrics.INSERT_MAX_ROWS.set(self.pacer.max_rows)
                 if failing_since is not None:
                     log.warning(
-                        "ClickHouse accepted %s[%d] %d-%d after %d attempts and %.1fs; "
-                        "consuming again",
-                        chunk.topic,
-                        chunk.partition,
-                        chunk.first_offset,
-                        chunk.last_offset,
+                        "ClickHouse accepted %s after %d attempts and %.1fs; consuming again",
+                        describe(block),
                         attempt + 1,
                         time.monotonic() - failing_since,
                     )
                 return
 
-    def _note_failure(
-        self, chunk: PartitionRows, error: Exception, attempt: int, delay: float
-    ) -> None:
+    def _note_failure(self, block: Block, error: Exception, attempt: int, delay: float) -> None:
         self.retries += 1
+        self.failing = error if isinstance(error, DatabaseError) else None
         overloaded = isinstance(error, DatabaseOverloadedError)
         metrics.CLICKHOUSE_RETRIES.labels("overloaded" if overloaded else "unavailable").inc()
         metrics.PAUSE_SECONDS.set(self.pacer.pause_s)
         metrics.INSERT_MAX_ROWS.set(self.pacer.max_rows)
         log.warning(
-            "ClickHouse insert of %s[%d] %d-%d (%d rows) failed (attempt %d), holding the batch "
+            "ClickHouse insert of %s (%d rows) failed (attempt %d), holding the batch "
             "and retrying in %.1fs: %s",
-            chunk.topic,
-            chunk.partition,
-            chunk.first_offset,
-            chunk.last_offset,
-            len(chunk.rows),
+            describe(block),
+            sum(len(part.rows) for part in block),
             attempt + 1,
             delay,
             error,
         )
 
-    def _insert_chunk(self, chunk: PartitionRows) -> None:
+    def _insert_block(self, block: Block) -> None:
         """On the ClickHouse thread: skip what is stored, then insert the rest."""
         self._open()
-        marks = self._high_water.get(chunk.topic)
-        if marks is None:
-            marks = self._load_high_water(chunk.topic)
-        fresh = chunk.above(marks.get(chunk.partition, -1))
-        skipped = len(chunk.rows) - (len(fresh.rows) if fresh is not None else 0)
+        fresh: list[PartitionRows] = []
+        skipped = 0
+        for chunk in block:
+            marks = self._high_water.get(chunk.topic)
+            if marks is None:
+                marks = self._load_high_water(chunk.topic)
+            part = chunk.above(marks.get(chunk.partition, -1))
+            skipped += len(chunk.rows) - (len(part.rows) if part is not None else 0)
+            if part is not None:
+                fresh.append(part)
         if skipped:
             metrics.DEDUPLICATED_ROWS.labels(REQUESTS_TABLE).inc(skipped)
-        if fresh is None:
+        if not fresh:
             self.deduplicated += 1
             metrics.DEDUPLICATED_INSERTS.labels(REQUESTS_TABLE).inc()
-            log.info(
-                "skipping %d rows of %s[%d] %d-%d: already stored",
-                len(chunk.rows),
-                chunk.topic,
-                chunk.partition,
-                chunk.first_offset,
-                chunk.last_offset,
-            )
+            log.info("skipping %s: already stored", describe(block))
             return
-        # Dead letters first: the requests rows move the high-water mark, and a
+        # Dead letters first: the requests rows move the high-water marks, and a
         # crash between the two inserts must leave the dead letters to be written again.
-        if fresh.dead_letters:
-            self._insert(DEAD_LETTERS_TABLE, DEAD_LETTER_COLUMNS, fresh.dead_letters, fresh)
-        self._insert(REQUESTS_TABLE, REQUEST_COLUMNS, fresh.rows, fresh)
+        letters = [part for part in fresh if part.dead_letters]
+        if letters:
+            rows = [row for part in letters for row in part.dead_letters]
+            self._insert(DEAD_LETTERS_TABLE, DEAD_LETTER_COLUMNS, rows, letters)
+        self._insert(REQUESTS_TABLE, REQUEST_COLUMNS, [r for p in fresh for r in p.rows], fresh)
         self.inserts += 1
-        marks[chunk.partition] = max(marks.get(chunk.partition, -1), fresh.last_offset)
+        for part in fresh:
+            marks = self._high_water.setdefault(part.topic, {})
+            marks[part.partition] = max(marks.get(part.partition, -1), part.last_offset)
 
     def _insert(
         self,
         table: str,
         column_names: Sequence[str],
         rows: Sequence[Sequence[Any]],
-        chunk: PartitionRows,
+        block: Block,
     ) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]
         started = time.perf_counter()
+        name = f"{self._database}.{table}"
+        types = self._column_types.get(name)
+        if types is None:
+            # Asked once per connection: without the types, every insert would first
+            # DESCRIBE the table, a query of its own.
+            context = self._client.create_insert_context(name, list(column_names))
+            types = self._column_types[name] = list(context.column_types)
         self._client.insert(
-            f"{self._database}.{table}",
+            name,
             columns,
             column_names=column_names,
+            column_types=types,
             column_oriented=True,
             settings={
                 **INSERT_SETTINGS,
-                "insert_deduplication_token": dedup_token(table, chunk),
+                "insert_deduplication_token": dedup_token(table, *block),
             },
         )
         metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)

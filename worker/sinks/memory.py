@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from worker.errors import DatabaseError
 from worker.flow.output import DeadLetterRow, PartitionRows, RequestRow
-from worker.sinks.base import DEAD_LETTERS_TABLE, REQUESTS_TABLE, dedup_token
+from worker.sinks.base import DEAD_LETTERS_TABLE, REQUESTS_TABLE, Block, dedup_token, pack
 
 
 class MemorySink:
     """Keeps rows in lists; remembers tokens and high-water offsets like the real sink.
 
-    ``insert_max_rows`` cuts slices into chunks exactly as :class:`ClickHouseSink`
+    ``insert_max_rows`` packs slices into blocks exactly as :class:`ClickHouseSink`
     does, so the same writes produce the same tokens in both.
     """
 
@@ -23,35 +24,41 @@ class MemorySink:
         self.insert_max_rows = insert_max_rows
         self.inserts = 0
         self.deduplicated = 0
+        self.failing: DatabaseError | None = None
 
     async def start(self) -> None:
         return None
 
     async def write(self, slices: Sequence[PartitionRows]) -> None:
-        for part in slices:
-            for chunk in part.chunks(self.insert_max_rows):
-                self._write_chunk(chunk)
+        for block in pack(slices, self.insert_max_rows):
+            self._write_block(block)
 
-    def _write_chunk(self, chunk: PartitionRows) -> None:
-        key = (chunk.topic, chunk.partition)
-        fresh = chunk.above(self.high_water.get(key, -1))
-        if fresh is None:
+    def _write_block(self, block: Block) -> None:
+        fresh = [
+            part
+            for chunk in block
+            if (part := chunk.above(self.high_water.get((chunk.topic, chunk.partition), -1)))
+        ]
+        if not fresh:
             self.deduplicated += 1
             return
-        if fresh.dead_letters:
-            token = dedup_token(DEAD_LETTERS_TABLE, fresh)
+        letters = [part for part in fresh if part.dead_letters]
+        if letters:
+            token = dedup_token(DEAD_LETTERS_TABLE, *letters)
             if token not in self.tokens:
                 self.tokens.add(token)
-                self.dead_letters.extend(fresh.dead_letters)
-        token = dedup_token(REQUESTS_TABLE, fresh)
+                self.dead_letters.extend(row for part in letters for row in part.dead_letters)
+        token = dedup_token(REQUESTS_TABLE, *fresh)
         if token in self.tokens:
             # ClickHouse acknowledges a deduplicated insert like any other.
             self.deduplicated += 1
         else:
             self.tokens.add(token)
-            self.rows.extend(fresh.rows)
+            self.rows.extend(row for part in fresh for row in part.rows)
             self.inserts += 1
-        self.high_water[key] = max(self.high_water.get(key, -1), fresh.last_offset)
+        for part in fresh:
+            key = (part.topic, part.partition)
+            self.high_water[key] = max(self.high_water.get(key, -1), part.last_offset)
 
     async def ping(self) -> None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from worker.flow.output import PartitionRows
-from worker.sinks.base import dedup_token
+from worker.sinks.base import dedup_token, pack
 
 MakeSlice = Callable[..., PartitionRows]
 
@@ -49,3 +49,37 @@ def test_tokens_of_adjacent_partitions_and_ranges_cannot_be_confused(
     assert dedup_token("requests", make_slice([1, 23])) != dedup_token(
         "requests", make_slice([12, 3])
     )
+
+
+def test_a_block_token_names_every_slice_in_it(make_slice: MakeSlice) -> None:
+    block = [make_slice(range(10, 20)), make_slice(range(3, 5), partition=2)]
+    token = dedup_token("requests", *block)
+    assert token == dedup_token("requests", *[make_slice(range(10, 20)), block[1]])
+    assert token.startswith("requests:")
+    for part in block:
+        assert f"{part.topic}:{part.partition}:{part.first_offset}-{part.last_offset}" in token
+    assert token != dedup_token("requests", block[0])
+    assert token != dedup_token("requests", block[0], make_slice(range(3, 6), partition=2))
+
+
+def test_pack_makes_one_block_of_a_batch_that_fits(make_slice: MakeSlice) -> None:
+    slices = [make_slice(range(5), partition=p) for p in (3, 0, 2)]
+    blocks = pack(slices, max_rows=100)
+    assert len(blocks) == 1
+    assert [part.partition for part in blocks[0]] == [0, 2, 3]
+
+
+def test_pack_cuts_blocks_at_max_rows_and_is_deterministic(make_slice: MakeSlice) -> None:
+    def cut() -> list[list[tuple[int, int, int]]]:
+        slices = [make_slice(range(7), partition=1), make_slice(range(100, 104), partition=0)]
+        return [
+            [(part.partition, part.first_offset, part.last_offset) for part in block]
+            for block in pack(slices, max_rows=5)
+        ]
+
+    blocks = cut()
+    assert blocks == cut()
+    assert blocks == [[(0, 100, 103)], [(1, 0, 4)], [(1, 5, 6)]]
+    sizes = [sum(last - first + 1 for _, first, last in block) for block in blocks]
+    assert max(sizes) <= 5
+    assert sum(sizes) == 11
