@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from worker.flow.deliver import Prepared
 from worker.flow.records import InboundRecord
 
 if TYPE_CHECKING:
@@ -51,9 +53,13 @@ def register_agents(worker: WorkerApp) -> None:
     # Batches, invalidations, sweeps and warming write the cache one at a time.
     cache_lock = worker.cache.lock
 
+    # One processed batch is handed to the delivery loop at a time, and only once
+    # the previous one is delivered: batch k+1 runs through the pipeline while
+    # batch k is inserted and published, and acknowledgements stay in order.
+    handoff: asyncio.Queue[tuple[Prepared, list[Any]]] = asyncio.Queue(maxsize=1)
+
     async def requests_loop() -> None:
         consumer = app.consumer
-        ack = consumer.ack
         while True:
             fetched = await feed.get()
             # Fetches that queued up meanwhile join in, up to a batch's size.
@@ -68,7 +74,18 @@ def register_agents(worker: WorkerApp) -> None:
                     messages = consumer.take_current(fetched[start : start + batch_max])
                     if not messages:
                         continue
-                    await handler.handle([to_record(message) for message in messages])
+                    prepared = await handler.process([to_record(m) for m in messages])
+                # Held here until the previous batch is delivered: at most one batch
+                # delivering and one processed, besides the fetches in the feed.
+                await handoff.join()
+                handoff.put_nowait((prepared, messages))
+
+    async def delivery_loop() -> None:
+        ack = app.consumer.ack
+        while True:
+            prepared, messages = await handoff.get()
+            try:
+                await handler.deliver(prepared)
                 # Only now, with rows stored and responses confirmed, may Faust commit.
                 for message in messages:
                     ack(message)
@@ -77,8 +94,11 @@ def register_agents(worker: WorkerApp) -> None:
                 # acks), which cannot run before this line since nothing above
                 # yields once the acks started.
                 faults.reached("after_ack")
+            finally:
+                handoff.task_done()
 
     app.task(requests_loop)
+    app.task(delivery_loop)
 
     @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
     async def _positions_moved(sender: Any, assigned: Any, **kwargs: Any) -> None:

@@ -20,6 +20,7 @@ from worker.clickhouse.client import connect
 from worker.clickhouse.endpoint.chdb_backend import ChdbBackend
 from worker.clickhouse.endpoint.service import ClickHouseEndpoint
 from worker.clickhouse.latency import with_insert_delay
+from worker.connections.kafka import faust_credentials
 from worker.errors import ConfigurationError
 from worker.faults import FaultInjector
 from worker.flow.authenticate import AuthenticateStage
@@ -43,7 +44,10 @@ from worker.observability.install import install_observability
 from worker.observability.partitions import PartitionTracker
 from worker.observability.recorder import MetricsRecorder
 from worker.observability.sensors import CommitMonitor
+from worker.operations.encryption import FieldCipher
 from worker.operations.registry import OperationRegistry, default_registry
+from worker.operations.storage import RowValues
+from worker.publish.batches import of_faust
 from worker.publish.kafka import KafkaPublisher
 from worker.ratelimit.base import RateLimiter
 from worker.ratelimit.plans import RatePlans
@@ -155,6 +159,7 @@ def build_pipeline(
             dead_letter_topic=topics.dead_letters,
             reply_to_allowlist=settings.kafka.reply_to_topics,
             registry=registry,
+            row_values=RowValues(FieldCipher.from_settings(security)),
         ),
         observer=observer,
     )
@@ -192,8 +197,10 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     tracker = PartitionTracker(topics.requests, settings.worker.stall_timeout_s)
     app = BatchApp(
         settings.worker.app_id,
-        batch_feed=BatchFeed([topics.requests]),
+        batch_feed=BatchFeed([topics.requests], max_batches=1),
         broker=settings.kafka.broker_url,
+        # TLS and SASL from KAFKA_*, exactly as every other client of the worker gets them.
+        broker_credentials=faust_credentials(settings.kafka),
         datadir=str(data_dir / "faust"),
         # The cache and reference tables bring their own bounded RocksDB store (worker.state).
         store="rocksdb://",
@@ -208,12 +215,20 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
             None if settings.kafka.compression == "none" else settings.kafka.compression
         ),
         broker_session_timeout=settings.kafka.session_timeout_s,
+        # Faust's default is 90 s: a request lost while the broker restarts kept the
+        # consumer's metadata and group coordinator waiting that long.
+        broker_request_timeout=settings.kafka.request_timeout_s,
+        broker_rebalance_timeout=settings.kafka.rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.kafka.session_timeout_s / 5),
         producer_linger_ms=5,
         producer_acks=-1,
-        # Backpressure: past this many events ahead of the agent, Faust stops fetching.
-        # Fetches no larger than a batch: the batch loop holds one batch, the feed two
-        # fetches and the fetch loop one more waiting to enter it, so at most four
+        # Answers and changelog records are produced as one record batch per
+        # partition (worker.publish.batches); a batch of 1,000 answers is ~500 KB
+        # before compression. Below the broker's 1 MB message.max.bytes.
+        producer_max_batch_size=512 * 1024,
+        # Backpressure: fetches no larger than a batch. One batch is being delivered,
+        # the next one processed (or waiting to be delivered), the feed holds one
+        # fetch and the fetch loop one more waiting to enter it: at most four
         # batches of records are in memory.
         broker_max_poll_records=settings.worker.batch_max,
         stream_buffer_maxsize=settings.worker.stream_buffer,
@@ -246,7 +261,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         rates=_declared(settings, topology, "reference_rates"),
         budget=budget,
     )
-    registry = registry or default_registry(TableCatalog(reference))
+    registry = faults.operations(registry or default_registry(TableCatalog(reference)))
     cache = CacheRuntime(app, settings.cache, CacheTopics.resolve(settings, topology), budget)
     cache.register(registry, ClickHouseHotKeys(sink.query, settings.clickhouse.database), reference)
     handler = BatchHandler(
@@ -261,7 +276,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
             cache=cache.cache,
         ),
         sink,
-        KafkaPublisher(app.producer),
+        KafkaPublisher(of_faust(app)),
         retry_budget_s=settings.worker.retry_budget_s,
         faults=faults,
         observer=recorder,

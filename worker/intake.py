@@ -20,11 +20,14 @@ other topic (table changelogs, other agents) still take Faust's path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any, cast
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger(__name__)
 
 
 class BatchFeed:
@@ -60,21 +63,183 @@ class BatchFeed:
         return self.queue.qsize()
 
 
+#: Most commits tried on a revocation before Faust may forget what is left.
+REVOKE_COMMIT_ROUNDS = 20
+
+
+class Committer(Protocol):
+    """What :func:`commit_acknowledged` needs of Faust's consumer."""
+
+    @property
+    def _acked(self) -> Mapping[Any, list[int]]:
+        """Acknowledged offsets not committed yet, by topic-partition."""
+
+    async def maybe_wait_for_commit_to_finish(self) -> bool: ...
+
+    async def commit(self) -> bool: ...
+
+
+async def commit_acknowledged(consumer: Committer, partitions: Iterable[Any]) -> int:
+    """Commit until nothing acknowledged on ``partitions`` waits; the commits it took.
+
+    The batch loop keeps finishing batches (and acknowledging them) while a commit
+    is awaited, so one commit can leave acknowledgements behind. The check that
+    none is left runs without a yield before the caller's next step.
+    """
+    partitions = list(partitions)
+    for round_ in range(1, REVOKE_COMMIT_ROUNDS + 1):
+        # commit() skips while another commit runs: let that one finish first.
+        while await consumer.maybe_wait_for_commit_to_finish():
+            pass
+        await consumer.commit()
+        if not any(consumer._acked.get(tp) for tp in partitions):
+            return round_
+    # Left over: acknowledged behind a message still in flight. Its partition's next
+    # owner consumes it again (at-least-once); the sink skips its stored rows.
+    return REVOKE_COMMIT_ROUNDS
+
+
+class SeekLedger:
+    """When each partition was last sought, on a clock that every drain of fetched records reads.
+
+    Faust's aiokafka consumer runs in a thread of its own: records drained there
+    travel to the event loop while the thread may already be seeking their
+    partition (Faust's recovery resumes the partitions of a new assignment before
+    it seeks them to the committed offsets). Such records come from before the
+    seek: handing them over would move the read offset past it, the records
+    from the sought offset on would be skipped as read, and the acknowledgements
+    and gaps of both would stall the partition's commits. aiokafka reads the
+    partition again from where the seek put it, so they are only dropped.
+
+    Seeks and drains happen in the consumer's thread, each in one step with the
+    tick, so a drain is stale for a partition exactly when the partition was
+    sought after it.
+    """
+
+    def __init__(self) -> None:
+        self._clock = 0
+        self._sought: dict[Any, int] = {}
+
+    def sought(self, partitions: Iterable[Any]) -> None:
+        """Record a seek of ``partitions`` (called where the position changes)."""
+        self._clock += 1
+        for tp in partitions:
+            self._sought[tp] = self._clock
+
+    def now(self) -> int:
+        """The tick a drain happening now is stamped with."""
+        return self._clock
+
+    def stale(self, tp: Any, drained_at: int) -> bool:
+        """Whether records of ``tp`` drained at ``drained_at`` predate its latest seek."""
+        return self._sought.get(tp, 0) > drained_at
+
+    def watch(self, fetcher: Any) -> None:
+        """Record every seek made through aiokafka's fetcher, in the step that makes it."""
+        seek_to = fetcher.seek_to
+        request_offset_reset = fetcher.request_offset_reset
+
+        # Recorded before the position changes: Faust also seeks from the event loop's
+        # thread, and a drain between the two steps must not count as stale, or records
+        # read from the new position would be dropped after aiokafka moved past them.
+        def seek_and_record(tp: Any, offset: int) -> None:
+            self.sought((tp,))
+            seek_to(tp, offset)
+
+        def reset_and_record(tps: Iterable[Any], strategy: Any) -> Any:
+            tps = tuple(tps)  # read twice
+            self.sought(tps)
+            return request_offset_reset(tps, strategy)
+
+        fetcher.seek_to = seek_and_record
+        fetcher.request_offset_reset = reset_and_record
+
+
+class DrainedRecords(dict[Any, list[Any]]):
+    """Records drained in the consumer thread, stamped with the seek ledger's tick."""
+
+    def __init__(self, records: Mapping[Any, list[Any]], drained_at: int) -> None:
+        super().__init__(records)
+        self.drained_at = drained_at
+
+
+class SeekAwareConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, keeping a :class:`SeekLedger` of its seeks and drains."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.ledger = SeekLedger()
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.ledger.watch(self._ensure_consumer()._fetcher)
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
+        max_records: int | None = None,
+    ) -> Any:
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        # No await between the drain and the stamp: still the same step of the thread.
+        return DrainedRecords(records, self.ledger.now())
+
+
+def unique_acknowledgements(acked: list[int], gaps: Any) -> None:
+    """Fold the gaps below the highest acknowledgement into ``acked``, each offset once.
+
+    Faust counts an offset that is both a gap and acknowledged twice, and its run of
+    consecutive offsets then breaks at every such offset: commits would advance one
+    offset per commit. Folding them here, as a set, leaves Faust nothing to fold.
+    """
+    if not acked:
+        return
+    top = max(acked)
+    folded: set[int] = set(acked)
+    if gaps:
+        candidates = gaps.overlap(0, top)
+        if candidates:
+            end = top + 1
+            for interval in candidates:
+                folded.update(range(interval.begin, interval.end))
+                end = max(end, interval.end)
+            gaps.chop(0, end)
+    if len(folded) != len(acked):
+        acked[:] = sorted(folded)
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose fetch loop feeds batches for the feed's topics."""
+
+    _thread: SeekAwareConsumerThread
+    #: The ledger's tick of the records the fetch loop is handing over.
+    _drained_at: int = 0
+
+    def _new_consumer_thread(self) -> SeekAwareConsumerThread:
+        return SeekAwareConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        unique_acknowledgements(self._acked[tp], self._gap[tp])
+        return super()._new_offset(tp)
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         # Faust forgets the acknowledged offsets of revoked partitions first and commits
         # in its revocation handler afterwards, so what was acknowledged since the last
         # timed commit would be processed again by the partitions' next owner (seen as
-        # duplicate rows when a worker joins under load). Commit it before it is forgotten,
-        # once any commit in progress is done (commit() skips while one runs).
-        while await self.maybe_wait_for_commit_to_finish():
-            pass
-        await self.commit()
+        # duplicate rows when a worker joins under load). Commit it before it is forgotten:
+        # the flow stops only in Faust's handler, so batches finishing during the commit
+        # are committed by the next round, not forgotten.
+        await commit_acknowledged(self, revoked)
         await super().on_partitions_revoked(revoked)
+        # Faust's handler then waits for the batches in flight and commits once more,
+        # but that commit is skipped while another one runs (the fetch loop's or the
+        # timer's), and what those batches acknowledged would be left to the next owner.
+        await commit_acknowledged(self, revoked)
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901 - mirrors Faust's loop
+    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901, PLR0912 - mirrors Faust's loop
         feed = cast("BatchApp", self.app).batch_feed
         batch_topics = feed.topics
         callback = self.callback
@@ -82,11 +247,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fetcher_should_stop = fetcher._stopped.is_set
         read_offsets = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
-        track = self.track_message
+        stale = self._thread.ledger.stale
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 batch: list[Any] = []
+                dropped: dict[Any, int] = {}
                 async for tp, message in self.getmany(timeout=1.0):
+                    if stale(tp, self._drained_at):
+                        # Drained before its partition was sought (SeekLedger).
+                        dropped[tp] = dropped.get(tp, 0) + 1
+                        continue
                     offset = message.offset
                     read = read_offsets[tp]
                     if read is not None and offset < read:
@@ -96,12 +266,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         # markers) count as acknowledged, as in Faust's loop.
                         await self._add_gap(tp, read + 1, offset)
                     if message.topic in batch_topics:
-                        track(message)
                         batch.append(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     read_offsets[tp] = offset
+                if dropped:
+                    log.info(
+                        "dropped records drained before their partition was sought: %s",
+                        ", ".join(f"{tp.topic}[{tp.partition}] {n}" for tp, n in dropped.items()),
+                    )
                 if batch:
+                    self._track_batch(batch)
                     # Not raced against suspend_flow: a tracked batch must reach the
                     # worker, which acknowledges it, or a rebalance would wait for it.
                     await feed.put(batch)
@@ -117,6 +292,28 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's
+        records, active_partitions = await super()._wait_next_records(timeout)
+        # Unstamped records (none come from this consumer's thread) count as drained now.
+        self._drained_at = getattr(records, "drained_at", self._thread.ledger.now())
+        return records, active_partitions
+
+    def _track_batch(self, batch: list[Any]) -> None:
+        """Track a fetched batch as unacknowledged, as ``track_message`` does per message.
+
+        Faust's sensors are told once per partition of the batch (its last message):
+        their per-message bookkeeping cost about as much as a stage of the request
+        flow, and the worker counts its requests itself (``worker_events_in_total``).
+        Faust's monitor still sees the read offsets move.
+        """
+        unacked = self._unacked_messages.add
+        last: dict[Any, Any] = {}
+        for message in batch:
+            unacked(message)
+            last[message.tp] = message
+        for tp, message in last.items():
+            self._on_message_in(tp, message.offset, message)
 
     def take_current(self, messages: list[Any]) -> list[Any]:
         """The messages of the current consumer generation; forget the others.

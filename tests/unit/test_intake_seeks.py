@@ -1,0 +1,102 @@
+"""After a rebalance, a partition's commits follow what was processed: no stale drain, no creep."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+from intervaltree import IntervalTree  # type: ignore[import-untyped]
+
+from worker.intake import BatchConsumer, DrainedRecords, SeekLedger, unique_acknowledgements
+
+
+def bookkeeping(
+    cls: type[Any], committed: int, gaps: list[tuple[int, int]], acked: list[int]
+) -> Any:
+    """A consumer of ``cls`` with only Faust's offset bookkeeping for partition ``p``."""
+    consumer = object.__new__(cls)
+    consumer._acked = defaultdict(list)
+    consumer._acked_index = defaultdict(set)
+    consumer._gap = defaultdict(IntervalTree)
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._committed_offset["p"] = committed
+    for begin, end in gaps:
+        consumer._gap["p"].addi(begin, end)
+    consumer._acked["p"].extend(acked)
+    consumer._acked_index["p"].update(acked)
+    return consumer
+
+
+def commits(consumer: Any, rounds: int) -> list[int | None]:
+    """The offsets ``rounds`` commits would take, each advancing the committed offset."""
+    taken = []
+    for _ in range(rounds):
+        offset = consumer._new_offset("p")
+        taken.append(offset)
+        if offset is not None:
+            consumer._committed_offset["p"] = offset
+    return taken
+
+
+def test_an_offset_that_is_a_gap_and_acknowledged_no_longer_makes_commits_creep() -> None:
+    # 11 to 13 were taken for a gap, then read again from a seek and acknowledged.
+    acked = [10, 11, 12, 13, 14, 15]
+    faust = commits(bookkeeping(FaustConsumer, 10, [(11, 14)], acked), 3)
+    assert faust[:2] == [12, 13], "Faust's own count breaks its run at every doubled offset"
+    assert commits(bookkeeping(BatchConsumer, 10, [(11, 14)], acked), 3) == [16, None, None]
+
+
+def test_folding_keeps_gaps_above_the_highest_acknowledgement_for_later() -> None:
+    acked = [5, 6, 9]
+    gaps = IntervalTree()
+    gaps.addi(6, 9)
+    gaps.addi(20, 25)
+    unique_acknowledgements(acked, gaps)
+    assert acked == [5, 6, 7, 8, 9]
+    assert sorted((i.begin, i.end) for i in gaps) == [(20, 25)]
+
+
+def test_a_drain_is_stale_only_for_partitions_sought_after_it() -> None:
+    ledger = SeekLedger()
+    ledger.sought(["p0"])
+    drained_at = ledger.now()
+    assert not ledger.stale("p0", drained_at), "sought before the drain: read from the seek"
+    ledger.sought(["p1"])
+    assert ledger.stale("p1", drained_at), "sought after the drain: from the old position"
+    assert not ledger.stale("p0", drained_at)
+    assert not ledger.stale("p2", drained_at), "never sought"
+    assert not ledger.stale("p1", ledger.now())
+
+
+class Fetcher:
+    """aiokafka's fetcher in small: the seeks it was asked for, with the ledger's tick then."""
+
+    def __init__(self, ledger: SeekLedger) -> None:
+        self.ledger = ledger
+        self.calls: list[tuple[str, Any, int]] = []
+
+    def seek_to(self, tp: Any, offset: int) -> None:
+        self.calls.append(("seek_to", (tp, offset), self.ledger.now()))
+
+    def request_offset_reset(self, tps: Any, strategy: Any) -> str:
+        self.calls.append(("reset", (tuple(tps), strategy), self.ledger.now()))
+        return "waiter"
+
+
+def test_every_seek_through_the_fetcher_is_recorded_before_the_position_moves() -> None:
+    ledger = SeekLedger()
+    fetcher = Fetcher(ledger)
+    ledger.watch(fetcher)
+    drained_at = ledger.now()
+    fetcher.seek_to("p0", 42)
+    assert fetcher.request_offset_reset(iter(["p1", "p2"]), "earliest") == "waiter"
+    assert fetcher.calls == [("seek_to", ("p0", 42), 1), ("reset", (("p1", "p2"), "earliest"), 2)]
+    assert all(ledger.stale(tp, drained_at) for tp in ("p0", "p1", "p2"))
+    assert not ledger.stale("p3", drained_at)
+
+
+def test_drained_records_carry_their_tick_and_stay_a_mapping() -> None:
+    drained = DrainedRecords({"p0": [1, 2]}, drained_at=7)
+    assert drained == {"p0": [1, 2]}
+    assert drained.drained_at == 7
