@@ -14,20 +14,44 @@ from bench.options import BenchOptions
 from bench.stack import services_up
 
 
+def _pair(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--worker-env")
+    return name, value
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--n", default=200_000, show_default=True, help="Requests to publish.")
 @click.option("--invalid-share", default=0.05, show_default=True, help="Share of broken requests.")
 @click.option(
     "--cache-hit-share",
-    default=0.0,
+    default=0.3,
     show_default=True,
-    help="Share of requests answered from the cache (recorded; no cache exists yet).",
+    help="Share of valid requests that repeat an earlier question (cache hits).",
 )
-@click.option("--signed", is_flag=True, help="Sign requests (recorded; no authentication yet).")
+@click.option(
+    "--signed/--unsigned",
+    default=True,
+    show_default=True,
+    help="Sign requests with HMAC keys (else the worker runs with SECURITY_AUTH_MODES=none).",
+)
 @click.option("--mode", type=click.Choice(["single", "scale"]), default="single", show_default=True)
 @click.option("--repeat", default=2, show_default=True, help="Rounds of every arm, interleaved.")
 @click.option(
     "--paced-seconds", default=30.0, show_default=True, help="Length of the half-rate run."
+)
+@click.option(
+    "--cache-entries",
+    default=1_000_000,
+    show_default=True,
+    help="Entries for the cache memory measurement (0: skip it).",
+)
+@click.option(
+    "--worker-env",
+    "worker_env",
+    multiple=True,
+    help="NAME=VALUE given to every worker process, e.g. WORKER_BATCH_MAX=2000 (repeatable).",
 )
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results.json"))
 @click.option(
@@ -58,6 +82,8 @@ def main(
     mode: str,
     repeat: int,
     paced_seconds: float,
+    cache_entries: int,
+    worker_env: tuple[str, ...],
     out: Path,
     chart_path: Path,
     compare_revs: tuple[str, ...],
@@ -75,6 +101,8 @@ def main(
         mode=mode,  # type: ignore[arg-type]
         repeat=repeat,
         paced_seconds=paced_seconds,
+        cache_entries=cache_entries,
+        worker_env=tuple(_pair(item) for item in worker_env),
         out=out,
         chart=chart_path,
         compare_revs=compare_revs,
@@ -92,13 +120,15 @@ def main(
     results["git"] = report.git_revision()
     if mode == "single":
         results["targets"] = report.targets(results)
+    # Written before anything is drawn or printed: the measurements are what matters.
+    report.write(opts.out, results)
+    if mode == "single":
         report.print_single(Console(), results)
     else:
         report.print_scale(Console(), results)
     for note in results["notes"]:
         console.print(f"note: {note}")
     chart.draw(opts.chart, results)
-    report.write(opts.out, results)
     console.print(f"wrote {opts.out} and {opts.chart}")
 
 

@@ -26,7 +26,15 @@ from rich.progress import Progress, TaskID
 from bench import profiling
 from bench.load import Workload, publish_paced
 from bench.outputs import Output, Topics
-from bench.procs import Proc, WorkerSpec, query_rows, spawn, spawn_worker, worker_specs
+from bench.procs import (
+    Proc,
+    WorkerSpec,
+    query_rows,
+    spawn,
+    spawn_worker,
+    stage_seconds,
+    worker_specs,
+)
 from bench.procstat import Sampler, memory_mb
 from bench.stack import REPO, RunStack
 from bench.stats import per_second, summary_ms
@@ -183,6 +191,7 @@ async def worker_arm(
     stack, n = ctx.stack, len(ctx.load)
     topics_file = await stack.create_arm_topics(label)
     responses, dead_letters = worker_topics(stack, label)
+    await stack.share_keys(label)
     specs = worker_specs(stack, label, src, topics_file, processes)
     procs = [spawn_worker(spec, stack) for spec in specs]
     spy: list[Any] = []
@@ -200,6 +209,7 @@ async def worker_arm(
             if spy:
                 await asyncio.to_thread(profiling.stop, spy[0])
             peaks = [memory_mb(p.pid).get("VmHWM", float("nan")) for p in procs]
+            stages = await asyncio.to_thread(stage_seconds, specs[0])
             await sampler.stop()
             await _stop_all(procs)
             outputs = await out.read_all()
@@ -207,7 +217,9 @@ async def worker_arm(
         await _stop_all(procs)
     rows = [await asyncio.to_thread(query_rows, spec) for spec in specs]
     collected = _Collected(procs, specs, sampler, peaks, counts, outputs, rows)
-    return _worker_result(label, n, collected, responses)
+    result = _worker_result(label, n, collected, responses)
+    result.details["stage_seconds"] = stages
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +241,12 @@ def _worker_result(label: str, n: int, got: _Collected, responses_topic: str) ->
     latency: list[float] = []
     appended: list[float] = []
     statuses: Counter[str] = Counter()
+    cache: Counter[str] = Counter()
     for record in outputs:
         if record.topic != responses_topic:
             continue
         body = orjson.loads(record.value)
+        cache[body["meta"].get("cache") or "none"] += 1
         at = _epoch(body["meta"]["received_at"])
         received.append(at)
         appended.append(record.appended_ms / 1000)
@@ -268,6 +282,7 @@ def _worker_result(label: str, n: int, got: _Collected, responses_topic: str) ->
             "responses": got.counts[responses_topic],
             "outputs_total": len(outputs),
             "statuses": dict(sorted(statuses.items())),
+            "cache": dict(sorted(cache.items())),
             "rows": [int(r["rows"]) for r in rows],
             "row_positions": [int(r["positions"]) for r in rows],
             "partitions_per_process": [r["partitions"] for r in rows],
@@ -352,6 +367,7 @@ async def paced_arm(ctx: Context, rate: float, seconds: float, warmup: int = 500
     responses, dead_letters = worker_topics(stack, label)
     count = min(len(load) - warmup, max(1, int(rate * seconds)))
     warm, timed = range(warmup), range(warmup, warmup + count)
+    await stack.share_keys(label)
     spec = worker_specs(stack, label, REPO, topics_file, 1)[0]
     procs = [spawn_worker(spec, stack)]
     sampler = _sampler(ctx, procs)
@@ -384,21 +400,27 @@ async def paced_arm(ctx: Context, rate: float, seconds: float, warmup: int = 500
             }
             await _wait(label, out, want, procs, ctx=ctx, task=task)
             peak = memory_mb(procs[0].pid).get("VmHWM", float("nan"))
+            stages = await asyncio.to_thread(stage_seconds, spec)
             await sampler.stop()
             await _stop_all(procs)
             outputs = await out.read_all()
     finally:
         await _stop_all(procs)
     created = {(s.partition, s.offset): s.created for s in sent}
-    latency, received = [], []
+    latency, received, waited, handled = [], [], [], []
     for record in outputs:
         if record.topic != responses:
             continue
         meta = orjson.loads(record.value)["meta"]
         at = created.get((meta["source"]["partition"], meta["source"]["offset"]))
         if at is not None:
+            took = _epoch(meta["received_at"])
             latency.append(record.appended_ms - at * 1000)
-            received.append(_epoch(meta["received_at"]))
+            received.append(took)
+            # Created -> taken by the pipeline (fetch, feed, the batch before), then
+            # taken -> published (the batch's own processing, insert and publish).
+            waited.append((took - at) * 1000)
+            handled.append(record.appended_ms - took * 1000)
     first, last = sent[0].created, sent[-1].created
     end = max(r.appended_ms for r in outputs) / 1000
     return {
@@ -406,10 +428,13 @@ async def paced_arm(ctx: Context, rate: float, seconds: float, warmup: int = 500
         "achieved_rate_rps": round((len(sent) - 1) / max(last - first, 1e-9), 1),
         "requests": len(sent),
         "latency": summary_ms(latency),
+        "latency_created_to_taken": summary_ms(waited),
+        "latency_taken_to_published": summary_ms(handled),
         "latencies_ms": latency,
         "idle_cpu_pct_of_one_core": round(idle_cpu_pct * 100, 2),
         "cpu_s_per_1k": round(sampler.series[procs[0].label].between(first, end) / count * 1000, 4),
         "peak_rss_mb": round(peak, 1),
+        "stage_seconds": stages,
         "cpu_pct_of_one_core": _cpu_pct(sampler, [procs[0].label], first, end),
         **_batches(received),
     }

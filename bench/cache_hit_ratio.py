@@ -40,16 +40,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from worker.auth.credentials.redis import RedisCredentialStore
-from worker.auth.keys import KeyManager, KeyMaterial
-from worker.auth.secrets import SecretBox, new_master_key
-from worker.auth.signing import sign
+from bench.keys import create_keys, sign
+from worker.auth.secrets import new_master_key
 from worker.cache.keys import request_key
 from worker.kafka_admin import create_topics
 from worker.operations.registry import default_registry
 from worker.publish.produce import send_records
 from worker.reference.publish import demo_reference_data, publish_reference
-from worker.settings import KafkaSettings, RedisSettings, SecuritySettings
+from worker.settings import KafkaSettings, RedisSettings
 from worker.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,29 +135,6 @@ def encode(question: Question, request_id: str, *, by_cache_key: bool) -> tuple[
 TENANTS = ("acme", "globex", "initech")
 
 
-async def create_keys(redis: RedisSettings, master_key: str) -> dict[str, KeyMaterial]:
-    """One API key per tenant with every scope, in the run's credential store."""
-    store = RedisCredentialStore(redis)
-    try:
-        box = SecretBox(SecuritySettings(master_key=SecretStr(master_key)).master_key_bytes())
-        manager = KeyManager(store, box)
-        scopes = default_registry().scopes()
-        return {
-            tenant: (await manager.create(tenant, scopes, description="bench")).material()
-            for tenant in TENANTS
-        }
-    finally:
-        await store.close()
-
-
-def signed(keys: dict[str, KeyMaterial], request_id: str, body: bytes) -> list[tuple[str, bytes]]:
-    """The headers that sign ``body`` with the key of the tenant it names."""
-    key = keys[orjson.loads(body)["tenant"]]
-    return sign(
-        body, key_id=key.key_id, secrets={key.version: key.secret.encode()}, request_id=request_id
-    )
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -227,7 +202,7 @@ def run(
     asyncio.run(publish_reference(kafka, topology, demo_reference_data()))
     master_key = new_master_key()
     redis = RedisSettings(url=SecretStr(redis_url), key_prefix=f"{run_id}:")
-    api_keys = asyncio.run(create_keys(redis, master_key))
+    api_keys = asyncio.run(create_keys(redis, master_key, TENANTS))
     requests_topic = kafka.topic(topology.by_role("requests").name)
     responses_topic = kafka.topic(topology.by_role("responses").name)
     report = Report(requests, len({id(q) for q in trace}), zipf_s, by_cache_key)
@@ -261,7 +236,7 @@ def run(
                     for q, rid in zip(trace, ids, strict=True)
                 ]
                 headers = [
-                    signed(api_keys, rid, value)
+                    sign(api_keys, orjson.loads(value)["tenant"], rid, value)
                     for (_, _, value), rid in zip(records, ids, strict=True)
                 ]
                 started = time.monotonic()

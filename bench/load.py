@@ -8,24 +8,42 @@ be read from the broker's timestamps later.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from worker.loadgen import SampleRequest, workload
+from worker.cache.keys import request_key
+from worker.loadgen import SKUS, TENANTS, SampleRequest, invalid_requests
+from worker.operations.registry import default_registry
+
+#: A planned cache hit repeats a question asked at least this many requests
+#: earlier (about this / 4 per partition): far enough back to have been answered
+#: in an earlier batch, since requests of one batch are looked up together.
+HIT_DISTANCE = 8000
+
+Signer = Callable[[str, str, bytes], list[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """The requests of a run, with their parsed bodies so that they can be re-stamped."""
+    """The requests of a run, with their parsed bodies so that they can be re-stamped.
+
+    ``tenants[i]`` is the tenant whose key signs request ``i`` (the one it names,
+    or ``acme`` for broken requests that name none); ``planned_hits`` counts the
+    requests that repeat an earlier question.
+    """
 
     samples: list[SampleRequest]
     bodies: list[dict[str, Any] | None]
+    tenants: list[str]
+    planned_hits: int = 0
+    signer: Signer | None = None
 
     @property
     def dead_letters(self) -> int:
@@ -35,27 +53,103 @@ class Workload:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def value(self, index: int, created: float) -> bytes:
-        """The request's bytes, ``created_at`` set to ``created`` where it has one."""
-        body = self.bodies[index]
-        if body is None:
-            return self.samples[index].value
-        body["created_at"] = datetime.fromtimestamp(created, UTC).isoformat()
-        return orjson.dumps(body)
+    def signed_by(self, signer: Signer | None) -> Workload:
+        return replace(self, signer=signer)
+
+    def record(self, index: int, created: float) -> tuple[bytes, list[tuple[str, bytes]] | None]:
+        """The request's bytes (``created_at`` set to ``created``) and its signature headers."""
+        sample, body = self.samples[index], self.bodies[index]
+        value = sample.value
+        if body is not None:
+            body["created_at"] = datetime.fromtimestamp(created, UTC).isoformat()
+            value = orjson.dumps(body)
+        if self.signer is None:
+            return value, None
+        name = sample.request_id or (sample.key or b"unnamed").decode("utf-8", "replace")
+        return value, self.signer(self.tenants[index], name, value)
 
 
-def build_workload(n: int, invalid_share: float, run_id: str, *, seed: int = 7) -> Workload:
-    """``n`` requests, ``invalid_share`` of them broken (every kind in turn), shuffled."""
+def _question(rng: random.Random, index: int) -> tuple[str, str, dict[str, Any]]:
+    """A question unlikely to have been asked before: a large quantity range, a unique text."""
+    tenant = rng.choice(TENANTS)
+    if rng.random() < 0.75:
+        params: dict[str, Any] = {
+            "sku": rng.choice(SKUS),
+            "quantity": rng.randint(1, 1_000_000),
+            "currency": rng.choice(("EUR", "USD", "GBP")),
+        }
+        return tenant, "price.quote", params
+    words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 40)))
+    return tenant, "text.stats", {"text": f"{words} n{index}", "top": 3}
+
+
+_WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "tea", "cup")
+
+
+def build_workload(
+    n: int, invalid_share: float, run_id: str, *, cache_hit_share: float = 0.0, seed: int = 7
+) -> Workload:
+    """``n`` requests: ``invalid_share`` broken (every kind in turn, at random places), and
+    of the valid ones ``cache_hit_share`` repeating an earlier question, the rest new ones.
+
+    Valid requests are keyed by their cache key, as a producer that wants cache hits
+    keys them (:func:`worker.cache.keys.request_key`): a repeat lands on the partition
+    of the question it repeats, after it.
+    """
+    rng = random.Random(seed)  # noqa: S311 - a workload, not a secret
+    registry = default_registry()
     invalid = round(n * invalid_share)
-    samples = workload(n - invalid, invalid, seed=seed, run_id=run_id)
+    asked: list[tuple[str, str, dict[str, Any], bytes]] = []
+    samples: list[SampleRequest] = []
+    tenants: list[str] = []
+    hits = 0
+    for i in range(n - invalid):
+        if i > HIT_DISTANCE and rng.random() < cache_hit_share:
+            tenant, operation, params, key = asked[rng.randrange(i - HIT_DISTANCE)]
+            hits += 1
+        else:
+            tenant, operation, params = _question(rng, i)
+            found = registry.get(operation)
+            assert found is not None
+            validated = found.params_model.model_validate(params)
+            key = request_key(tenant, found.name, found.version, validated)
+        asked.append((tenant, operation, params, key))
+        request_id = f"{run_id}-{i:07d}"
+        body = {
+            "request_id": request_id,
+            "tenant": tenant,
+            "operation": operation,
+            "params": params,
+            "created_at": "",
+            "correlation_id": f"corr-{request_id}",
+        }
+        samples.append(
+            SampleRequest(key, orjson.dumps(body), request_id, "ok", None, dead_letter=False)
+        )
+        tenants.append(tenant)
+    kinds = len(invalid_requests("x"))
+    for i in range(invalid):
+        sample = invalid_requests(f"{run_id}-bad{i:05d}")[i % kinds]
+        at = rng.randrange(len(samples) + 1)
+        samples.insert(at, sample)
+        tenants.insert(at, _tenant_of(sample.value))
     bodies: list[dict[str, Any] | None] = []
     for sample in samples:
         try:
-            body = orjson.loads(sample.value)
+            parsed = orjson.loads(sample.value)
         except orjson.JSONDecodeError:
-            body = None
-        bodies.append(body if isinstance(body, dict) and "created_at" in body else None)
-    return Workload(samples, bodies)
+            parsed = None
+        bodies.append(parsed if isinstance(parsed, dict) and "created_at" in parsed else None)
+    return Workload(samples, bodies, tenants, planned_hits=hits)
+
+
+def _tenant_of(value: bytes) -> str:
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return TENANTS[0]
+    tenant = body.get("tenant") if isinstance(body, dict) else None
+    return tenant if isinstance(tenant, str) and tenant in TENANTS else TENANTS[0]
 
 
 Tick = Callable[[int], None]
@@ -70,7 +164,8 @@ async def publish_all(bootstrap: str, topic: str, load: Workload, tick: Tick) ->
     try:
         futures = []
         for index, sample in enumerate(load.samples):
-            futures.append(await producer.send(topic, load.value(index, time.time()), sample.key))
+            value, headers = load.record(index, time.time())
+            futures.append(await producer.send(topic, value, sample.key, headers=headers))
             if index % 5000 == 0:
                 tick(index)
         await asyncio.gather(*futures)
@@ -113,9 +208,8 @@ async def publish_paced(
             while sent < due:
                 index = indices[sent]
                 created = time.time()
-                future = await producer.send(
-                    topic, load.value(index, created), load.samples[index].key
-                )
+                value, headers = load.record(index, created)
+                future = await producer.send(topic, value, load.samples[index].key, headers=headers)
                 pending.append((future, created))
                 sent += 1
             tick(sent)

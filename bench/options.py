@@ -15,11 +15,13 @@ class BenchOptions:
 
     n: int = 200_000
     invalid_share: float = 0.05
-    cache_hit_share: float = 0.0
-    signed: bool = False
+    cache_hit_share: float = 0.3
+    signed: bool = True
     mode: Mode = "single"
     repeat: int = 2
     paced_seconds: float = 30.0
+    cache_entries: int = 1_000_000
+    worker_env: tuple[tuple[str, str], ...] = ()
     out: Path = Path("bench-results.json")
     chart: Path = Path("bench-chart.png")
     compare_revs: tuple[str, ...] = ()

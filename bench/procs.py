@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -72,7 +73,25 @@ def worker_specs(
     """The environment of each worker process of an arm: one consumer group, own chDB each."""
     specs = []
     # Nothing of the caller's worker configuration leaks in: chDB, not a server URL.
-    ours = ("KAFKA_", "CLICKHOUSE_", "WORKER_", "LIMITS_", "REDIS_KEY_PREFIX")
+    ours = (
+        "KAFKA_",
+        "CLICKHOUSE_",
+        "WORKER_",
+        "LIMITS_",
+        "REDIS_KEY_PREFIX",
+        "SECURITY_",
+        "CACHE_",
+    )
+    if stack.master_key is None:
+        auth = {"SECURITY_AUTH_MODES": "none"}
+    else:
+        # One run signs its requests once; arms that drain them minutes later must
+        # not find them stale (the idempotency TTL has to stay above the skew).
+        auth = {
+            "SECURITY_MASTER_KEY": stack.master_key,
+            "SECURITY_CLOCK_SKEW_S": "3600",
+            "SECURITY_IDEMPOTENCY_TTL_S": "7200",
+        }
     base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     for index in range(processes):
         home = stack.workdir / arm / f"p{index}"
@@ -81,18 +100,22 @@ def worker_specs(
             **base,
             "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
             "KAFKA_TOPIC_PREFIX": f"{stack.run_id}.",
-            "REDIS_KEY_PREFIX": f"{stack.run_id}:{arm}:",
+            "REDIS_KEY_PREFIX": stack.redis(arm).key_prefix,
+            **auth,
             "CLICKHOUSE_PATH": str(home / "chdb"),
             "WORKER_APP_ID": f"{stack.run_id}-{arm}",
             "WORKER_DATA_DIR": str(home / "data"),
             "WORKER_TOPICS_FILE": str(topics_file),
             "WORKER_WEB_PORT": str(free_port()),
+            # Each process serves its own chDB over HTTP: ports of their own.
+            "CLICKHOUSE_HTTP_PORT": str(free_port()),
             "WORKER_LOG_LEVEL": "warning",
             # The limiter still takes its Redis round trip per batch, but grants
             # everything: a benchmark of rate_limited answers would measure nothing.
             "LIMITS_RATE_PER_SECOND": "1000000000",
             "LIMITS_RATE_BURST": "1000000000",
             "PYTHONDONTWRITEBYTECODE": "1",
+            **dict(stack.worker_env),
         }
         specs.append(WorkerSpec(arm, index, src, home / "chdb", env))
     return specs
@@ -128,3 +151,17 @@ def query_rows(spec: WorkerSpec) -> dict[str, object]:
         raise RuntimeError(f"worker db query failed: {done.stderr.decode(errors='replace')}")
     row: dict[str, object] = orjson.loads(done.stdout.splitlines()[0])
     return row
+
+
+def stage_seconds(spec: WorkerSpec) -> dict[str, float]:
+    """Seconds the worker spent in each stage so far, from its ``/metrics`` (all batches)."""
+    url = f"http://127.0.0.1:{spec.env['WORKER_WEB_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("worker_stage_duration_seconds_sum{"):
+            labels, value = line.rsplit(" ", 1)
+            stage = labels.split('stage="', 1)[1].split('"', 1)[0]
+            out[stage] = round(float(value), 3)
+    return dict(sorted(out.items(), key=lambda item: -item[1]))

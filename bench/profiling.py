@@ -87,10 +87,14 @@ GENERIC: tuple[tuple[str, tuple[str, ...]], ...] = (
 EVENT_LOOP = "event loop (asyncio scheduling, select), other"
 
 
+_LOOP_ENTRIES = frozenset({"BaseEventLoop._run_once", "Worker.execute_from_commandline"})
+
+
 def _stage(frames: list[tuple[str, str]]) -> str:
     # Frames down to the event loop's _run_once (the worker's and Faust's start-up
     # call chain) run everything; only what the loop is running says where time goes.
-    loop = [i for i, (func, _) in enumerate(frames) if func == "BaseEventLoop._run_once"]
+    # uvloop runs callbacks from C: there, the chain ends at mode's worker entry point.
+    loop = [i for i, (func, _) in enumerate(frames) if func in _LOOP_ENTRIES]
     files = [file for _, file in frames[loop[-1] + 1 if loop else 0 :]]
     specific = generic = None
     for file in files:

@@ -76,15 +76,18 @@ def _rounds(
 
 async def run(opts: BenchOptions, console: Console) -> dict[str, Any]:
     started = time.time()
-    stack = RunStack.create(opts.bootstrap_servers)
+    stack = RunStack.create(opts.bootstrap_servers, signed=opts.signed, worker_env=opts.worker_env)
     console.print(f"run [bold]{stack.run_id}[/bold], work files in {stack.workdir}")
-    load = build_workload(opts.n, opts.invalid_share, stack.run_id)
+    load = build_workload(
+        opts.n, opts.invalid_share, stack.run_id, cache_hit_share=opts.cache_hit_share
+    ).signed_by(await stack.create_keys())
     timeout_s = 120 + opts.n / 500
     results: dict[str, Any] = {}
     try:
         with progress_bars(console) as progress:
             ctx = Context(stack, load, progress, service_pids(), timeout_s)
             topic = await stack.create_requests_topic()
+            await stack.create_reference_topics()
             task = progress.add_task("publish requests", total=len(load))
             await publish_all(
                 stack.bootstrap, topic, load, lambda i: progress.update(task, completed=i)
@@ -131,7 +134,14 @@ async def _single(ctx: Context, opts: BenchOptions) -> dict[str, Any]:
     throughput = spread([r["worker"].throughput_rps for r in rounds])["median"]
     paced = await paced_arm(ctx, throughput / 2, opts.paced_seconds)
     chdb = _chdb_probe(ctx.stack.workdir / "chdb-probe")
-    return _single_results(rounds, paced, chdb, profiles, list(sources))
+    results = _single_results(rounds, paced, chdb, profiles, list(sources))
+    if opts.cache_entries:
+        task = ctx.progress.add_task(f"cache to {opts.cache_entries:,} entries", total=None)
+        memory = await asyncio.to_thread(_cache_memory, opts.cache_entries)
+        ctx.progress.update(task, total=1, completed=1)
+        results["cache_rss_growth_mb"] = memory["rss_growth_mb"]
+        results["cache_memory"] = memory
+    return results
 
 
 def _median(values: list[float], digits: int = 1) -> float:
@@ -265,13 +275,23 @@ async def _scale(ctx: Context, opts: BenchOptions) -> dict[str, Any]:
     }
 
 
-def _chdb_probe(directory: Path) -> dict[str, float]:
+def _json_of(module: str, *args: str, timeout_s: float) -> dict[str, Any]:
+    """The JSON object a ``python -m bench.<module>`` process prints."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.chdb_probe", str(directory)],
+        [sys.executable, "-m", module, *args],
         cwd=REPO,
         capture_output=True,
         check=True,
-        timeout=300,
+        timeout=timeout_s,
     )
-    probe: dict[str, float] = orjson.loads(done.stdout)
-    return probe
+    report: dict[str, Any] = orjson.loads(done.stdout)
+    return report
+
+
+def _cache_memory(entries: int) -> dict[str, Any]:
+    """RSS of the result cache from empty to ``entries``, in a process of its own."""
+    return _json_of("bench.cache_memory", "--entries", str(entries), timeout_s=1800)
+
+
+def _chdb_probe(directory: Path) -> dict[str, float]:
+    return _json_of("bench.chdb_probe", str(directory), timeout_s=300)

@@ -15,14 +15,20 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from bench.keys import copy_keys, create_keys, sign
+from bench.load import Signer
+from worker.auth.secrets import new_master_key
 from worker.kafka_admin import create_topics
-from worker.settings import KafkaSettings
+from worker.loadgen import TENANTS
+from worker.reference.publish import demo_reference_data, publish_reference
+from worker.settings import KafkaSettings, RedisSettings
 from worker.topology import TopicSpec, Topology, load_topology
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,13 +90,45 @@ class RunStack:
     bootstrap: str
     run_id: str
     workdir: Path
+    #: The run's master key when requests are signed; None runs the worker without
+    #: authentication (``SECURITY_AUTH_MODES=none``).
+    master_key: str | None = None
+    #: Settings given to every worker process of the run (``--worker-env``).
+    worker_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def create(cls, bootstrap: str) -> RunStack:
+    def create(
+        cls, bootstrap: str, *, signed: bool = True, worker_env: tuple[tuple[str, str], ...] = ()
+    ) -> RunStack:
         run_id = f"bench-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
         workdir = REPO / ".data" / "bench" / run_id
         workdir.mkdir(parents=True)
-        return cls(bootstrap, run_id, workdir)
+        return cls(bootstrap, run_id, workdir, new_master_key() if signed else None, worker_env)
+
+    def redis(self, arm: str = "keys") -> RedisSettings:
+        """Redis as an arm sees it: its own key prefix under the run's."""
+        return RedisSettings(key_prefix=f"{self.run_id}:{arm}:")
+
+    async def create_keys(self) -> Signer | None:
+        """API keys for the run (if it signs), and the signer of its requests."""
+        if self.master_key is None:
+            return None
+        keys = await create_keys(self.redis(), self.master_key, TENANTS)
+        return partial(sign, keys)
+
+    async def share_keys(self, arm: str) -> None:
+        """Give ``arm`` the run's API keys (each arm has a Redis key space of its own)."""
+        if self.master_key is not None:
+            await copy_keys(self.redis(), self.redis(arm))
+
+    async def create_reference_topics(self) -> int:
+        """The reference topics, shared by every arm, with the demo catalog published."""
+        base = load_topology(DEFAULT_TOPICS)
+        topology = Topology(topic=[s for s in base.topic if s.role.startswith("reference_")])
+        reports = await create_topics(self.kafka, topology)
+        if not all(r.ok for r in reports):
+            raise RuntimeError(f"reference topics not created as declared: {reports}")
+        return await publish_reference(self.kafka, base, demo_reference_data())
 
     @property
     def kafka(self) -> KafkaSettings:
@@ -106,12 +144,15 @@ class RunStack:
         answers into topics of its own, so that arms never see each other's output.
         """
         base = load_topology(DEFAULT_TOPICS)
-        names = {
-            "requests": requests,
-            "responses": f"{arm}.responses",
-            "dead_letters": f"{arm}.requests.dead-letter",
-        }
-        specs = [spec.model_copy(update={"name": names[spec.role]}) for spec in base.topic]
+
+        def name(spec: TopicSpec) -> str:
+            if spec.role == "requests":
+                return requests
+            if spec.role.startswith("reference_"):
+                return spec.name  # read-only input, shared like the requests
+            return f"{arm}.{spec.name}"
+
+        specs = [spec.model_copy(update={"name": name(spec)}) for spec in base.topic]
         return Topology(topic=specs)
 
     async def create_requests_topic(self, name: str = "requests") -> str:
@@ -125,11 +166,12 @@ class RunStack:
     async def create_arm_topics(self, arm: str, requests: str = "requests") -> Path:
         """Create the arm's topics (through the worker's own admin code) and its topics file."""
         topology = self.arm_topology(arm, requests)
-        reports = await create_topics(self.kafka, topology)
+        own = Topology(topic=[s for s in topology.topic if not s.role.startswith("reference_")])
+        reports = await create_topics(self.kafka, own)
         bad = [r for r in reports if not r.ok]
         if bad:
             raise RuntimeError(f"topics not created as declared: {bad}")
-        outputs = [spec for spec in topology.topic if spec.role != "requests"]
+        outputs = [spec for spec in topology.topic if spec.role in ("responses", "dead_letters")]
         await self._log_append_time(outputs)
         path = self.workdir / f"topics-{arm}.toml"
         write_topics_file(path, topology)

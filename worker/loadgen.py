@@ -126,6 +126,21 @@ def workload(valid: int, invalid: int, *, seed: int = 7, run_id: str = "r") -> l
     return requests
 
 
+def signed_headers(
+    body: bytes, request_id: str, key: KeyMaterial, timestamp: int | None = None
+) -> tuple[tuple[str, bytes], ...]:
+    """The headers that sign ``body`` as ``request_id`` with ``key`` (now, unless told)."""
+    return tuple(
+        signing.sign(
+            body,
+            key_id=key.key_id,
+            secrets={key.version: key.secret.encode()},
+            request_id=request_id,
+            timestamp=timestamp,
+        )
+    )
+
+
 def sign_samples(
     samples: Sequence[SampleRequest],
     keys: Mapping[str, KeyMaterial],
@@ -146,12 +161,6 @@ def sign_samples(
         tenant = body.get("tenant") if isinstance(body, dict) else None
         key = keys[tenant if isinstance(tenant, str) and tenant in keys else default_tenant]
         request_id = sample.request_id or (sample.key or b"unnamed").decode("utf-8", "replace")
-        headers = signing.sign(
-            sample.value,
-            key_id=key.key_id,
-            secrets={key.version: key.secret.encode()},
-            request_id=request_id,
-            timestamp=timestamp,
-        )
-        signed.append(replace(sample, headers=tuple(headers)))
+        headers = signed_headers(sample.value, request_id, key, timestamp)
+        signed.append(replace(sample, headers=headers))
     return signed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +41,11 @@ class RecordingChangelog:
     fail: bool = False
 
     async def send(
-        self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None
+        self, partition: int, changes: Sequence[tuple[DeclaredTable, bytes, bytes | None]]
     ) -> Any:
         if self.fail:
             raise ConnectionError("broker unreachable")
-        self.records.append((table.name, partition, key, value))
+        self.records.extend((table.name, partition, key, value) for table, key, value in changes)
         return _Confirmed()
 
     def tombstones(self, table: str = "cache-entries") -> list[bytes]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -144,8 +144,9 @@ class ResultCache:
                 if raw is not None:
                     self._judge(lookup, CacheEntry.decode(raw), now)
         if count:
-            for lookup in lookups:
-                self.metrics.requests.labels(result=lookup.status).inc()
+            # One increment per outcome, not per request: labels() is a lookup and a lock.
+            for status, n in Counter(lookup.status for lookup in lookups).items():
+                self.metrics.requests.labels(result=status).inc(n)
         return lookups
 
     @staticmethod

@@ -16,53 +16,78 @@ p is applied to partition p's database, which is where this store wrote it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import rocksdict
 from faust.types import TP
 
 from worker.cache.base import Space
 from worker.errors import CacheError
+from worker.publish.batches import BatchProducer, Record, Sent, of_faust
 from worker.state.tables import DeclaredTable
+
+log = logging.getLogger(__name__)
+
+#: One change of a table: the table, the key, and the value (None removes the key).
+Change = tuple[DeclaredTable, bytes, bytes | None]
 
 
 class Changelog(Protocol):
     """Where a table's changes go."""
 
-    async def send(
-        self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None
-    ) -> Awaitable[Any]:
-        """Hand one record to the producer; the result resolves when the broker has it."""
+    async def send(self, partition: int, changes: Sequence[Change]) -> Awaitable[Any]:
+        """Hand ``changes`` of ``partition`` to the producer, in order.
+
+        The result resolves when the broker has every one of them.
+        """
 
 
 class TableChangelog:
-    """The real changelog: the Faust app's producer, one record per change.
+    """The real changelog: the Faust app's producer, one record batch per table and partition.
 
-    Records go straight to the producer (which batches them), not through
-    Faust's ``send_soon`` buffer: Faust flushes that buffer completely before
-    every offset commit, and with a changelog record or more for every cached
-    answer, a busy worker kept refilling it and commits waited for many
-    seconds. Each confirmed record moves the partition's persisted changelog
-    offset, as Faust's own table writes do.
+    Records go straight to the producer as record batches
+    (:class:`~worker.publish.batches.BatchProducer`), not through Faust's
+    ``send_soon`` buffer: Faust flushes that buffer completely before every
+    offset commit, and with a changelog record or more for every cached answer,
+    a busy worker kept refilling it and commits waited for many seconds. Each
+    confirmed batch moves the partition's persisted changelog offset to its
+    last record, as Faust's own table writes do record by record.
     """
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: BatchProducer) -> None:
         self._producer = producer
 
-    async def send(
-        self, table: DeclaredTable, partition: int, key: bytes, value: bytes | None
-    ) -> Awaitable[Any]:
-        topic = table.changelog_topic_name
-        report = await self._producer.send(topic, key, value, partition, None, None)
-        store = table.store
+    async def send(self, partition: int, changes: Sequence[Change]) -> Awaitable[Any]:
+        # Faust derives a changelog topic's name anew on every access: once per table.
+        topics: dict[int, str] = {}
+        stores: dict[str, Any] = {}
+        records = []
+        for table, key, value in changes:
+            topic = topics.get(id(table))
+            if topic is None:
+                topic = topics[id(table)] = table.changelog_topic_name
+                stores[topic] = table.store
+            records.append(Record(topic, key, value, partition=partition))
+        sent = await self._producer.send(records)
+        for batch in sent:
+            batch.delivery.add_done_callback(_persist_offset(batch, stores[batch.topic]))
+        return asyncio.gather(*(batch.delivery for batch in sent))
 
-        def persisted(done: asyncio.Future[Any]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                store.persist_offset(TP(topic, partition), done.result().offset)
 
-        report.add_done_callback(persisted)
-        return cast(Awaitable[Any], report)
+def _report_unconfirmed(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and (error := done.exception()) is not None:
+        log.warning("cache changelog records were not confirmed by the broker: %r", error)
+
+
+def _persist_offset(batch: Sent, store: Any) -> Callable[[asyncio.Future[Any]], None]:
+    def persisted(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            last = int(done.result().offset) + batch.count - 1
+            store.persist_offset(TP(batch.topic, batch.partition), last)
+
+    return persisted
 
 
 class TableCacheStore:
@@ -81,7 +106,7 @@ class TableCacheStore:
         self._tables: dict[Space, DeclaredTable] = {"entries": entries, "index": index}
         self._partitions = partitions
         self._owned = owned
-        self._changelog = changelog or TableChangelog(entries.app.producer)
+        self._changelog = changelog or TableChangelog(of_faust(entries.app))
         self._confirm_timeout_s = confirm_timeout_s
 
     @property
@@ -103,21 +128,23 @@ class TableCacheStore:
             batch.put(key.encode(), value)
         for space, batch in batches.items():
             self._tables[space].store.db(partition).write(batch)
-        send = self._changelog.send
-        for space, key, value in writes:
-            await send(self._tables[space], partition, key.encode(), value)
+        confirmed = await self._changelog.send(
+            partition, [(self._tables[space], key.encode(), value) for space, key, value in writes]
+        )
+        # Not waited for: a cached answer is worth keeping locally even before the
+        # broker has its changelog record. A failure is reported, not raised.
+        if isinstance(confirmed, asyncio.Future):
+            confirmed.add_done_callback(_report_unconfirmed)
 
     async def delete_many(self, partition: int, deletes: Sequence[tuple[Space, str]]) -> None:
         if not deletes:
             return
-        send = self._changelog.send
         try:
-            reports = [
-                await send(self._tables[space], partition, key.encode(), None)
-                for space, key in deletes
-            ]
+            confirmed = await self._changelog.send(
+                partition, [(self._tables[space], key.encode(), None) for space, key in deletes]
+            )
             async with asyncio.timeout(self._confirm_timeout_s):
-                await asyncio.gather(*reports)
+                await confirmed
         except asyncio.CancelledError:
             raise
         except Exception as exc:

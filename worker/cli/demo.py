@@ -25,6 +25,7 @@ from worker.auth.credentials.redis import RedisCredentialStore
 from worker.auth.keys import KeyManager, KeyMaterial
 from worker.auth.secrets import SecretBox, new_master_key
 from worker.clickhouse.client import connect
+from worker.connections.kafka import client_options
 from worker.kafka_admin import create_topics
 from worker.loadgen import TENANTS, SampleRequest, sign_samples, workload
 from worker.operations.registry import default_registry
@@ -35,7 +36,7 @@ from worker.topology import load_topology
 
 async def produce(settings: Settings, topic: str, requests: list[SampleRequest]) -> None:
     """Publish ``requests`` to ``topic`` and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), linger_ms=5)
     await producer.start()
     try:
         futures = [
@@ -73,7 +74,7 @@ async def collect(
     """Read ``topics`` from the start until ``want`` records arrived or time ran out."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings.kafka),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import click
 from aiokafka import AIOKafkaProducer
 
+from worker.connections.kafka import client_options
 from worker.loadgen import SampleRequest, workload
 from worker.settings import KafkaSettings, load_settings
 
@@ -31,8 +32,7 @@ async def send_at_rate(
     slow tick is made up by the next one instead of lowering the rate.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol,
+        **client_options(settings),
         acks="all",
         linger_ms=5,
         client_id="request-worker-load",

@@ -6,12 +6,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-from worker.errors import DatabaseError, ServerError, SystemFailureError, WorkerError
+from worker.errors import (
+    DatabaseError,
+    PublishError,
+    ServerError,
+    SystemFailureError,
+    WorkerError,
+)
 from worker.faults import FaultInjector
 from worker.flow.observer import FlowObserver, NullObserver
-from worker.flow.output import BatchOutput
+from worker.flow.output import BatchOutput, OutboundMessage
 from worker.flow.pipeline import Pipeline
 from worker.flow.records import InboundRecord
 from worker.publish.base import Publisher
@@ -30,6 +37,19 @@ class RetryBudgetSpentError(Exception):
         self.error = error
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A processed batch waiting to be delivered."""
+
+    records: Sequence[InboundRecord]
+    output: BatchOutput
+    received_at: float
+    #: The retry budget the persist step may still spend (None: no budget).
+    budget_left_s: float | None
+    #: The budget was spent while processing: the output holds dead letters.
+    given_up: bool = False
+
+
 class BatchHandler:
     """One batch end to end. When :meth:`handle` returns, the batch may be acknowledged.
 
@@ -46,11 +66,17 @@ class BatchHandler:
     record goes to the dead-letter topic with ``dlq-reason`` = the server
     error's code, no response is published (the client was not wrong), and a
     ``dead_letter`` row is stored when the database is not what failed. Those
-    dead letters are confirmed by the broker before the batch is acknowledged;
-    a failing publish is retried for as long as it takes. A failure inside the
-    pipeline runs the pipeline again; rate-limit tokens taken by the failed
-    attempt are not given back. An unexpected exception in the pipeline is a
-    ``system_failed`` server error.
+    dead letters are confirmed by the broker before the batch is acknowledged.
+    A failure inside the pipeline runs the pipeline again; rate-limit tokens
+    taken by the failed attempt are not given back. An unexpected exception in
+    the pipeline is a ``system_failed`` server error.
+
+    Publishing sends again only what the broker did not confirm. Responses it
+    keeps refusing (a reply topic that rejects them, say) are given up on after
+    a budget of their own, counted from the start of publishing: their requests
+    are dead-lettered with ``publish_failed`` (their rows, already stored, keep
+    the answer). Dead letters themselves are retried for as long as it takes:
+    they are the last place a request can go.
     """
 
     def __init__(
@@ -76,34 +102,113 @@ class BatchHandler:
 
     async def handle(self, records: Sequence[InboundRecord]) -> BatchOutput:
         """Process, persist and publish ``records``."""
-        observer = self.observer
-        observer.received(records)
+        return await self.deliver(await self.process(records))
+
+    async def process(self, records: Sequence[InboundRecord]) -> Prepared:
+        """Run the pipeline over ``records`` (the first half of :meth:`handle`).
+
+        The batch loop runs this for the next batch while the previous one is
+        delivered: the pipeline's work (and its Redis round trips) overlaps the
+        previous batch's insert and publish.
+        """
+        self.observer.received(records)
         received_at = time.time()
-        deadline = (
-            asyncio.get_running_loop().time() + self._retry_budget_s
-            if self._retry_budget_s > 0
-            else None
-        )
+        deadline = self._deadline()
         try:
             output = await self._retrying("process", lambda: self._run(records), deadline)
-            self._faults.reached("before_insert")
-            # Persist and publish retry on their own, with the output computed once:
-            # running the pipeline again would charge rate limits twice and could
-            # answer differently from the rows already stored.
-            started = time.perf_counter()
-            await self._retrying("persist", lambda: self.sink.write(output.rows), deadline)
-            observer.stage_finished("persist", len(records), time.perf_counter() - started)
-            self._faults.reached("after_insert")
         except RetryBudgetSpentError as spent:
-            output = await self._give_up(records, spent.error, received_at)
+            output = self._dead_letters(records, spent.error, received_at)
+            return Prepared(records, output, received_at, None, given_up=True)
+        # What is left of the budget for persisting: the time the batch then waits
+        # for the previous one to be delivered is not the database's to spend.
+        left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
+        return Prepared(records, output, received_at, left)
+
+    async def deliver(self, prepared: Prepared) -> BatchOutput:
+        """Persist and publish a processed batch; when this returns, it may be acknowledged."""
+        records, output = prepared.records, prepared.output
+        observer = self.observer
+        if prepared.given_up:
+            await self._persist_dead_letters(output)
+        else:
+            loop = asyncio.get_running_loop()
+            left = prepared.budget_left_s
+            deadline = None if left is None else loop.time() + left
+            try:
+                self._faults.reached("before_insert")
+                # Persist and publish retry on their own, with the output computed once:
+                # running the pipeline again would charge rate limits twice and could
+                # answer differently from the rows already stored.
+                started = time.perf_counter()
+                await self._retrying("persist", lambda: self.sink.write(output.rows), deadline)
+                observer.stage_finished("persist", len(records), time.perf_counter() - started)
+                self._faults.reached("after_insert")
+            except RetryBudgetSpentError as spent:
+                output = self._dead_letters(records, spent.error, prepared.received_at)
+                await self._persist_dead_letters(output)
         stored_at = time.time()
         started = time.perf_counter()
-        await self._retrying("publish", lambda: self.publisher.publish(output.messages), None)
+        await self._publish(records, output)
         published_at = time.time()
         observer.stage_finished("publish", len(records), time.perf_counter() - started)
         observer.delivered(records, output, stored_at=stored_at, published_at=published_at)
         self._faults.reached("after_publish")
         return output
+
+    def _deadline(self) -> float | None:
+        """When a retry budget starting now is spent, on the loop's clock; None: never."""
+        if self._retry_budget_s <= 0:
+            return None
+        return asyncio.get_running_loop().time() + self._retry_budget_s
+
+    async def _publish(self, records: Sequence[InboundRecord], output: BatchOutput) -> None:
+        pending = output.messages
+
+        async def attempt() -> None:
+            nonlocal pending
+            try:
+                await self.publisher.publish(pending)
+            except PublishError as exc:
+                if exc.undelivered is not None:
+                    pending = [pending[index] for index in exc.undelivered]
+                raise
+
+        try:
+            # Not cancelled at the deadline: a send cut short may still land.
+            await self._retrying("publish", attempt, self._deadline(), cancel_at_deadline=False)
+        except RetryBudgetSpentError as spent:
+            pending = self._dead_letter_refused(records, output, pending, spent.error)
+        else:
+            return
+        await self._retrying("publish", attempt, None)
+
+    def _dead_letter_refused(
+        self,
+        records: Sequence[InboundRecord],
+        output: BatchOutput,
+        pending: list[OutboundMessage],
+        error: ServerError,
+    ) -> list[OutboundMessage]:
+        """Swap the refused responses in ``output`` for dead letters; what is left to send."""
+        refused = {id(message) for message in pending}
+        # The pipeline answers every record in order; a given-up batch has no responses.
+        answered = zip(records, output.responses, strict=True) if output.responses else ()
+        failed = [record for record, response in answered if id(response) in refused]
+        letters = [self.pipeline.responder.dead_letter(record, error) for record in failed]
+        log.error(
+            "retry budget of %.1fs spent on [%s]; dead-lettering %d requests whose "
+            "responses the broker refused: %s",
+            self._retry_budget_s,
+            error.code,
+            len(letters),
+            error.message,
+        )
+        self.dead_lettered += len(letters)
+        responses = {id(message) for message in output.responses}
+        output.responses = [m for m in output.responses if id(m) not in refused]
+        output.dead_letters.extend(letters)
+        # Still to send: the refused dead letters, and those of the refused responses.
+        return [*(m for m in pending if id(m) not in responses), *letters]
 
     async def _run(self, records: Sequence[InboundRecord]) -> BatchOutput:
         try:
@@ -114,7 +219,7 @@ class BatchHandler:
             # A bug is not the client's fault either: retried, then dead-lettered.
             raise SystemFailureError(f"the pipeline failed unexpectedly: {exc!r}") from exc
 
-    async def _give_up(
+    def _dead_letters(
         self, records: Sequence[InboundRecord], error: ServerError, received_at: float
     ) -> BatchOutput:
         self.dead_lettered += len(records)
@@ -128,27 +233,36 @@ class BatchHandler:
         output = self.pipeline.responder.dead_letter_batch(records, error, received_at)
         if isinstance(error, DatabaseError):
             output.rows = []  # the database is what failed: the dead letters are the record
-        else:
-            await self._retrying("persist", lambda: self.sink.write(output.rows), None)
         return output
 
+    async def _persist_dead_letters(self, output: BatchOutput) -> None:
+        if output.rows:
+            await self._retrying("persist", lambda: self.sink.write(output.rows), None)
+
     async def _retrying(
-        self, step: str, attempt: Callable[[], Awaitable[T]], deadline: float | None
+        self,
+        step: str,
+        attempt: Callable[[], Awaitable[T]],
+        deadline: float | None,
+        *,
+        cancel_at_deadline: bool = True,
     ) -> T:
         loop = asyncio.get_running_loop()
         delay = 0.1
         last: ServerError | None = None
         while True:
             try:
-                if deadline is None:
+                if deadline is None or not cancel_at_deadline:
                     return await attempt()
                 try:
                     async with asyncio.timeout_at(deadline):
                         return await attempt()
                 except TimeoutError as exc:
-                    # The ClickHouse sink retries inside write() and never raises.
+                    # The ClickHouse sink retries inside write() and never raises:
+                    # what it last failed with is the reason.
                     error: ServerError = last or (
-                        DatabaseError("the rows were not confirmed within the retry budget")
+                        self.sink.failing
+                        or DatabaseError("the rows were not confirmed within the retry budget")
                         if step == "persist"
                         else SystemFailureError(f"{step} did not finish within the retry budget")
                     )

@@ -25,10 +25,29 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "source_offset",
     "cache_key",
     "cache_params",
+    "params",
+    "result",
 )
 
 RequestRow = tuple[
-    str, str, str, str, str, str, datetime, datetime, datetime, float, str, str, int, int, str, str
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    datetime,
+    datetime,
+    datetime,
+    float,
+    str,
+    str,
+    int,
+    int,
+    str,
+    str,
+    str,
+    str,
 ]
 
 #: The columns of one ``dead_letters`` row, in insert order (see clickhouse/migrations).
@@ -61,6 +80,8 @@ class OutboundMessage:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+    #: The partition of the request it answers: the publisher co-partitions by it.
+    partition_hint: int | None = None
 
 
 @dataclass(slots=True)

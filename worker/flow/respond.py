@@ -8,11 +8,18 @@ went, and ``reply-to-refused`` the topic that was asked for and refused.
 Dead letters keep the original bytes, except that an operation's sensitive
 params are replaced with ``"[redacted]"`` when the payload parsed (the
 ``dlq-redacted`` header lists the paths; such a copy no longer verifies
-against its signature). Unparseable bytes have nothing to redact.
+against its signature). Unparseable bytes have nothing to redact. The
+``dead_letters`` row keeps the same redacted bytes.
+
+A ``requests`` row holds the validated params and the answered data as JSON,
+with sensitive fields left out or encrypted as the operation declares
+(:class:`~worker.operations.storage.RowValues`); ``cache_params`` is kept only
+for operations without sensitive params.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -36,6 +43,7 @@ from worker.flow.output import (
 from worker.flow.records import InboundRecord, Work
 from worker.operations.registry import OperationRegistry
 from worker.operations.sensitive import redact, sensitive_fields
+from worker.operations.storage import RowValues
 
 #: Dead letters of one batch logged one by one; the rest are counted in one line.
 LOGGED_DEAD_LETTERS = 20
@@ -63,7 +71,10 @@ def _claimed_header(record: InboundRecord, name: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _utc(seconds: float) -> datetime:
+    # A batch shares its received and processed times: four calls per request, a
+    # handful of distinct values per batch.
     return datetime.fromtimestamp(seconds, UTC)
 
 
@@ -84,8 +95,11 @@ def redact_payload(
     return {**payload, "params": cleaned}, [f"params.{name}" for name in replaced]
 
 
-def _dead_letter_row(work: Work, row: RequestRow) -> DeadLetterRow:
-    """The ``dead_letters`` row of a rejected record; ids are those its ``requests`` row claims."""
+def _dead_letter_row(work: Work, row: RequestRow, letter: OutboundMessage) -> DeadLetterRow:
+    """The ``dead_letters`` row of a rejected record; ids are those its ``requests`` row claims.
+
+    Its payload is the dead letter's (sensitive params redacted); its size the original's.
+    """
     record = work.record
     error = work.error
     value = record.value or b""
@@ -100,7 +114,7 @@ def _dead_letter_row(work: Work, row: RequestRow) -> DeadLetterRow:
         record.partition,
         record.offset,
         record.key or b"",
-        value[:DEAD_LETTER_PAYLOAD_MAX],
+        letter.value[:DEAD_LETTER_PAYLOAD_MAX],
         len(value),
     )
 
@@ -117,11 +131,14 @@ class Responder:
         dead_letter_topic: str,
         reply_to_allowlist: frozenset[str] = frozenset(),
         registry: OperationRegistry | None = None,
+        row_values: RowValues | None = None,
     ) -> None:
         self._responses_topic = responses_topic
         self._dead_letter_topic = dead_letter_topic
         self._reply_to_allowlist = reply_to_allowlist
         self._registry = registry
+        # Without a cipher, fields declared "encrypt" are left out of rows.
+        self._row_values = row_values or RowValues()
 
     def __call__(self, batch: Sequence[Work]) -> BatchOutput:
         output = BatchOutput()
@@ -140,8 +157,9 @@ class Responder:
                 output.rows.append(slot)
             slot.add(row, record.offset)
             if work.dead_letter:
-                output.dead_letters.append(self._dead_letter(work))
-                slot.add_dead_letter(_dead_letter_row(work, row), record.offset)
+                letter = self._dead_letter(work)
+                output.dead_letters.append(letter)
+                slot.add_dead_letter(_dead_letter_row(work, row, letter), record.offset)
                 if len(output.dead_letters) <= LOGGED_DEAD_LETTERS:
                     _log_dead_letter(work)
         if len(output.dead_letters) > LOGGED_DEAD_LETTERS:
@@ -248,7 +266,14 @@ class Responder:
         headers.append(("routed-to", topic.encode()))
         key = request_id.encode() if request_id is not None else record.key
         message = OutboundMessage(
-            topic, key, orjson.dumps(body, option=orjson.OPT_UTC_Z), tuple(headers)
+            topic,
+            key,
+            orjson.dumps(body, option=orjson.OPT_UTC_Z),
+            tuple(headers),
+            record.partition,
+        )
+        cache_params, params_text, result_text = self._stored(
+            work, data if error_body is None else None
         )
         row: RequestRow = (
             request_id or f"@{record.topic}:{record.partition}:{record.offset}",
@@ -266,9 +291,27 @@ class Responder:
             record.partition,
             record.offset,
             work.cache_key,
-            work.cache_params if len(work.cache_params) <= _MAX_STORED_PARAMS else "",
+            cache_params,
+            params_text,
+            result_text,
         )
         return message, row
+
+    def _stored(self, work: Work, data: dict[str, Any] | None) -> tuple[str, str, str]:
+        """The row's ``cache_params``, ``params`` and ``result``, sensitive fields handled."""
+        operation = work.operation
+        if operation is None:
+            return "", "", ""
+        values = self._row_values
+        # The cache's canonical params are the params in clear: kept only without secrets.
+        cache_params = work.cache_params if values.plan(operation).params.clear else ""
+        if len(cache_params) > _MAX_STORED_PARAMS:
+            cache_params = ""
+        return (
+            cache_params,
+            values.params(operation, work.params, work.cache_params),
+            values.result(operation, data),
+        )
 
     def _log_rejection(self, work: Work, request_id: str | None, code: str) -> None:
         if not log.isEnabledFor(logging.DEBUG):
@@ -315,7 +358,9 @@ class Responder:
             ("dlq-worker-version", __version__.encode()),
             ("dlq-redacted", ",".join(redacted).encode()),
         )
-        return OutboundMessage(self._dead_letter_topic, record.key, value, headers)
+        return OutboundMessage(
+            self._dead_letter_topic, record.key, value, headers, record.partition
+        )
 
 
 def _log_dead_letter(work: Work) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from worker.connections.kafka import client_options
 from worker.settings import KafkaSettings
 
 
@@ -21,8 +22,7 @@ async def send_records(
     ``headers``, if given, holds the headers of each record, in the same order.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol,
+        **client_options(settings),
         acks="all",
         linger_ms=5,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from worker.reference.base import (
     Product,
@@ -34,6 +34,7 @@ from worker.state.tables import DeclaredGlobalTable
 log = logging.getLogger(__name__)
 
 ChangeListener = Callable[[list[str]], None]
+T = TypeVar("T")
 
 
 class ReferenceTable(DeclaredGlobalTable):
@@ -115,26 +116,25 @@ class ReferenceTables:
         self.rates.on_change(listener)
 
     def products_of(self, skus: Collection[str]) -> dict[str, Revised[Product]]:
-        ordered = list(skus)
-        raw = self.products.store.get_any([sku.encode() for sku in ordered])
-        found: dict[str, Revised[Product]] = {}
-        for sku, value in zip(ordered, raw, strict=True):
-            product = decode_product(value) if value is not None else None
-            if value is not None and product is None:
-                log.warning("reference product %r is not a valid record; treated as absent", sku)
-            found[sku] = Revised(product, revision_of(value))
-        return found
+        return _read(self.products, skus, decode_product, "product")
 
     def rates_of(self, currencies: Collection[str]) -> dict[str, Revised[Decimal]]:
-        ordered = list(currencies)
-        raw = self.rates.store.get_any([currency.encode() for currency in ordered])
-        found: dict[str, Revised[Decimal]] = {}
-        for currency, value in zip(ordered, raw, strict=True):
-            rate = decode_rate(value) if value is not None else None
-            if value is not None and rate is None:
-                log.warning("reference rate %r is not a valid record; treated as absent", currency)
-            found[currency] = Revised(rate, revision_of(value))
-        return found
+        return _read(self.rates, currencies, decode_rate, "rate")
+
+
+def _read(
+    table: ReferenceTable, keys: Collection[str], decode: Callable[[bytes], T | None], kind: str
+) -> dict[str, Revised[T]]:
+    """``keys`` in one multi-get, each decoded with its revision; an invalid record is absent."""
+    ordered = list(keys)
+    raw = table.store.get_any([key.encode() for key in ordered])
+    found: dict[str, Revised[T]] = {}
+    for key, value in zip(ordered, raw, strict=True):
+        decoded = decode(value) if value is not None else None
+        if value is not None and decoded is None:
+            log.warning("reference %s %r is not a valid record; treated as absent", kind, key)
+        found[key] = Revised(decoded, revision_of(value))
+    return found
 
 
 class TableCatalog:

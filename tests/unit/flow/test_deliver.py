@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from worker.contracts import ResponseEnvelope
-from worker.errors import DatabaseError, PublishError, WorkerError
+from worker.errors import DatabaseError, DatabaseOverloadedError, PublishError, WorkerError
 from worker.faults import FaultInjector
 from worker.flow.deliver import BatchHandler
 from worker.flow.output import REQUEST_COLUMNS, OutboundMessage, PartitionRows
@@ -21,7 +21,7 @@ from worker.loadgen import SampleRequest, workload
 from worker.operations.registry import OperationRegistry
 from worker.operations.text_stats import TextStatsOperation
 from worker.publish.memory import MemoryPublisher
-from worker.settings import FaultSettings
+from worker.settings import FaultSettings, KafkaSettings
 from worker.sinks.memory import MemorySink
 
 MakeEnvelope = Callable[..., dict[str, Any]]
@@ -336,3 +336,70 @@ async def test_a_kill_at_each_point_leaves_what_came_before_and_a_redelivery_com
     keys = Counter(message.key for message in publisher.topics["responses"])
     assert set(keys) == {record.key for record in records}, "every record answered"
     assert max(keys.values()) == (2 if published else 1)
+
+
+class TopicThatRefuses(MemoryPublisher):
+    """A broker on which one topic refuses every record (too large for it, say)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__()
+        self.refusing = topic
+        self.attempts: list[list[str]] = []
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> None:
+        self.attempts.append([m.topic for m in messages])
+        refused = [i for i, m in enumerate(messages) if m.topic == self.refusing]
+        await super().publish([m for m in messages if m.topic != self.refusing])
+        if refused:
+            raise PublishError("MessageSizeTooLargeError", undelivered=refused)
+
+
+@pytest.mark.asyncio
+async def test_responses_the_broker_keeps_refusing_are_dead_lettered_past_the_budget(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    pipeline = make_pipeline(kafka=KafkaSettings(reply_to_allowlist="tiny"))
+    publisher = TopicThatRefuses("tiny")
+    sink = MemorySink()
+    handler = BatchHandler(pipeline, sink, publisher, backoff_max_s=0.01, retry_budget_s=0.2)
+    records = [
+        make_record(make_envelope(request_id="fine")),
+        make_record(make_envelope(request_id="refused", reply_to="tiny")),
+    ]
+
+    output = await handler.handle(records)
+
+    assert handler.retries >= 2, "retried with backoff first"
+    first, *again, last = publisher.attempts
+    assert sorted(first) == ["responses", "tiny"]
+    assert again == [["tiny"]] * len(again), "only what the broker refused is sent again"
+    assert last == ["dead"]
+    assert [m.key for m in publisher.topics["responses"]] == [b"fine"], "answered once"
+    [letter] = publisher.topics["dead"]
+    headers = dict(letter.headers)
+    assert headers["dlq-reason"] == b"publish_failed"
+    assert b"MessageSizeTooLargeError" in headers["dlq-message"]
+    assert int(headers["dlq-source-offset"]) == records[1].offset
+    assert [m.key for m in output.responses] == [b"fine"]
+    assert output.dead_letters == [letter]
+    assert len(sink.rows) == 2, "the rows, stored before publishing, keep the answers"
+
+
+@pytest.mark.asyncio
+async def test_a_database_that_fails_dead_letters_with_what_it_last_failed_with(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    class OverloadedSink(MemorySink):
+        async def write(self, slices: Sequence[PartitionRows]) -> None:
+            # As ClickHouseSink does: note the failure, retry inside, never raise.
+            self.failing = DatabaseOverloadedError(252, "TOO_MANY_PARTS", "merges", shrink=False)
+            await asyncio.sleep(3600)
+
+    publisher = MemoryPublisher()
+    handler = BatchHandler(
+        make_pipeline(), OverloadedSink(), publisher, backoff_max_s=0.01, retry_budget_s=0.2
+    )
+    await handler.handle([make_record(make_envelope())])
+    [letter] = publisher.topics["dead"]
+    assert dict(letter.headers)["dlq-reason"] == b"database_overloaded"
+    assert b"TOO_MANY_PARTS" in dict(letter.headers)["dlq-message"]
