@@ -11,9 +11,12 @@ PYTEST_ARGS ?=
 # For example BENCH_ARGS="--n 20000 --repeat 1" or BENCH_ARGS="--mode scale".
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.installed-bench
+# make faults PROFILE=short: the fault-injection suite's CI profile (long: the release check).
+PROFILE ?= long
+FAULTS_ARGS ?=
 
 .PHONY: help install install-bench lock services-up services-down services-status demo run test \
-        test-unit test-integration lint format type schemas check bench clean
+        test-unit test-integration lint format type schemas check bench faults clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -80,6 +83,9 @@ check: lint type test ## everything CI checks
 
 bench: install-bench services-up ## benchmark against plain aiokafka and Faust; see docs/performance.md
 	$(BIN)/python -m bench --no-services $(BENCH_ARGS)
+
+faults: install services-up ## the fault-injection suite on its own broker and Redis (PROFILE=short|long); see docs/reliability.md
+	$(BIN)/python -m reliability --profile $(PROFILE) $(FAULTS_ARGS)
 
 clean: ## remove local state (services data, chDB, caches); keeps .venv
 	bash services/run.sh down --wipe || true

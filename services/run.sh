@@ -15,9 +15,12 @@
 #   KAFKA_HEAP_OPTS        broker heap          (default: -Xms256m -Xmx512m)
 #   KAFKA_JVM_OPTS         extra broker JVM options
 #   SERVICES_TIMEOUT       readiness timeout, seconds (default: 90)
+#   KAFKA_LIBS_DIR         Kafka jar cache      (default: $SERVICES_DIR/cache/kafka-libs)
 #
 # Kafka runs from jars resolved from Maven Central by services/kafka/pom.xml,
-# cached in $SERVICES_DIR/cache/kafka-libs and keyed on the pom's hash.
+# cached in $KAFKA_LIBS_DIR and keyed on the pom's hash. A second set of services
+# (the reliability suite's own broker) points KAFKA_LIBS_DIR at the first one's
+# cache instead of resolving the same jars again.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,7 +40,7 @@ STOP_GRACE=30
 
 KAFKA_POM="$SCRIPT_DIR/kafka/pom.xml"
 KAFKA_LOG4J="$SCRIPT_DIR/kafka/log4j2.yaml"
-KAFKA_LIBS="$SERVICES_DIR/cache/kafka-libs"
+KAFKA_LIBS="${KAFKA_LIBS_DIR:-$SERVICES_DIR/cache/kafka-libs}"
 KAFKA_DIR="$SERVICES_DIR/kafka"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"

@@ -1,6 +1,6 @@
 """Fault injection for the reliability tests, switched on by ``WORKER_FAULT_*`` settings.
 
-Two kinds, both inert unless configured (see :class:`~worker.settings.FaultSettings`):
+Three kinds, all inert unless configured (see :class:`~worker.settings.FaultSettings`):
 
 - **Kill points.** :meth:`FaultInjector.reached` is called as each batch passes a
   point of delivery (``before_insert``, ``after_insert``, ``after_publish``,
@@ -11,6 +11,10 @@ Two kinds, both inert unless configured (see :class:`~worker.settings.FaultSetti
   factory; while the configured file exists, every call fails the way a real
   outage or an overloaded server would, so a test can switch ClickHouse off and
   on again by creating and removing a file.
+- **Failing operations.** :meth:`FaultInjector.operations` swaps each named
+  operation for one whose every call raises, as an operation whose own backend
+  is unreachable would: the flow's ``service_failed``, retried and then
+  dead-lettered. The other operations are left as they are.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import DatabaseError as ClickHouseDatabaseError
 from clickhouse_connect.driver.exceptions import OperationalError
 
+from worker.errors import ConfigurationError
+from worker.operations.base import Operation
+from worker.operations.registry import OperationRegistry
 from worker.settings import FaultPoint, FaultSettings
 
 log = logging.getLogger(__name__)
@@ -60,12 +67,55 @@ class FaultInjector:
             handler.flush()
         self._kill()
 
+    def operations(self, registry: OperationRegistry) -> OperationRegistry:
+        """``registry``, with each operation named in ``failing_operations`` always failing."""
+        names = self._settings.failing_operation_names
+        if not names:
+            return registry
+        unknown = names - set(registry.names())
+        if unknown:
+            raise ConfigurationError(
+                f"WORKER_FAULT_FAILING_OPERATIONS names unknown operations: {sorted(unknown)}"
+            )
+        log.warning("fault injection: operations %s fail on every call", sorted(names))
+        return OperationRegistry(
+            failing(operation) if operation.name in names else operation for operation in registry
+        )
+
     def clickhouse(self, connect: Callable[[], Any]) -> Callable[[], Any]:
         """``connect``, with every client call failing while the outage file exists."""
         down_file = self._settings.clickhouse_down_file
         if down_file is None:
             return connect
         return lambda: ClickHouseOutage(connect(), down_file)
+
+
+def failing(operation: Operation[Any, Any]) -> Operation[Any, Any]:
+    """``operation`` as seen from outside (name, scopes, models, cache), failing every call."""
+    inner = operation
+
+    class Failing(Operation[Any, Any]):
+        name = inner.name
+        version = inner.version
+        description = inner.description
+        scopes = inner.scopes
+        params_model = inner.params_model
+        result_model = inner.result_model
+        cache_ttl_s = inner.cache_ttl_s
+        cache_not_found_ttl_s = inner.cache_not_found_ttl_s
+
+        def cache_dependencies(
+            self, tenant_params: Sequence[tuple[str, Any]]
+        ) -> Sequence[Mapping[str, str]]:
+            return inner.cache_dependencies(tenant_params)
+
+        async def handle(self, tenant_params: Sequence[tuple[str, Any]]) -> Sequence[Any]:
+            raise ConnectionError(
+                f"{inner.name}: its backend is unreachable "
+                "(fault injection: WORKER_FAULT_FAILING_OPERATIONS)"
+            )
+
+    return Failing()
 
 
 #: What the outage file may contain, and the error each content raises.

@@ -1,7 +1,8 @@
-"""Fault injection: kill points counted per batch, and a ClickHouse switched off by a file."""
+"""Fault injection: kill points, a ClickHouse switched off by a file, failing operations."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,11 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError as ClickHouseDatabaseError
 from clickhouse_connect.driver.exceptions import OperationalError
 
+from worker.errors import ConfigurationError
 from worker.faults import ClickHouseOutage, FaultInjector
+from worker.operations.quote import QuoteParams
+from worker.operations.registry import default_registry
+from worker.operations.text_stats import TextStatsParams
 from worker.settings import FaultSettings
 from worker.sinks.pacing import classify
 
@@ -117,3 +122,28 @@ class TestClickHouseOutage:
         error = classify(caught.value)
         assert error.code == "database_overloaded"
         assert error.details["name"] == name
+
+
+def test_a_failing_operation_keeps_its_face_and_fails_every_call() -> None:
+    registry = FaultInjector(FaultSettings(failing_operations=" text.stats ,")).operations(
+        default_registry()
+    )
+    failing, untouched = registry.get("text.stats"), registry.get("price.quote")
+    assert failing is not None
+    assert untouched is not None
+    assert (failing.scopes, failing.params_model, failing.cache_ttl_s) == (
+        frozenset({"text:analyze"}),
+        TextStatsParams,
+        3600.0,
+    )
+    with pytest.raises(ConnectionError, match="fault injection"):
+        asyncio.run(failing.handle([("acme", TextStatsParams(text="x"))]))
+    [quote] = asyncio.run(untouched.handle([("acme", QuoteParams(sku="SKU-1", quantity=1))]))
+    assert not isinstance(quote, Exception)
+
+
+def test_no_failing_operations_leaves_the_registry_alone_and_unknown_ones_are_refused() -> None:
+    registry = default_registry()
+    assert FaultInjector(FaultSettings()).operations(registry) is registry
+    with pytest.raises(ConfigurationError, match=r"no\.such\.op"):
+        FaultInjector(FaultSettings(failing_operations="no.such.op")).operations(registry)

@@ -1,0 +1,81 @@
+"""The fault-injection suite's short profile, as CI runs it: every scenario must hold.
+
+``python -m reliability --profile short`` starts its own broker and Redis, kills,
+stops and starves workers under load, and writes one row per scenario; this test
+runs it and checks every row: nothing lost, no request stored twice with FINAL,
+the dead letters exactly the poison sent (by reason), every answer the one owed,
+and the evidence that each fault really happened.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from reliability.profiles import SHORT
+from reliability.scenarios import scenarios
+from tests.conftest import Services
+from tests.support.worker import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(900)
+def test_the_short_fault_suite_loses_nothing_and_stores_each_request_once(
+    services: Services, tmp_path: Path
+) -> None:
+    # The suite runs its own services; the shared ones provide the Kafka jar cache.
+    del services
+    out = tmp_path / "faults-results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reliability",
+            "--profile",
+            "short",
+            "--out",
+            str(out),
+            "--markdown",
+            str(tmp_path / "faults-results.md"),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
+    assert out.exists(), f"no results written:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    results = orjson.loads(out.read_bytes())
+    rows = {row["scenario"]: row for row in results["scenarios"]}
+    assert list(rows) == [name for name, _ in scenarios(SHORT)], "every scenario ran"
+    for name, row in rows.items():
+        assert row["error"] is None, (name, row["error"])
+        assert row["sent"] > 0, name
+        assert row["send_failed"] == 0, name
+        assert row["lost"] == 0, (name, row["missing_by_kind"])
+        assert row["duplicates_final"] == 0, name
+        assert row["dead_letters_by_reason"] == row["poison_dead_letters_expected"], name
+        assert row["wrong_answers"] == 0, name
+        assert row["unsolicited"] == 0, name
+        assert row["checks"], name
+        assert all(row["checks"].values()), (name, row["checks"])
+        assert row["passed"], name
+    poisoned = rows["poison"]["dead_letters_by_reason"]
+    for reason in (
+        "invalid_payload",
+        "payload_too_large",
+        "payload_too_deep",
+        "string_too_long",
+        "array_too_long",
+        "validation_failed",
+        "unknown_operation",
+    ):
+        assert poisoned.get(reason, 0) > 0, ("the poison reached every reject", reason)
+    assert done.returncode == 0, done.stderr[-3000:]
