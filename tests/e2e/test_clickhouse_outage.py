@@ -113,9 +113,9 @@ def test_clickhouse_down_pauses_consumption_with_bounded_memory_and_loses_nothin
     logs = stack.logs(tail=None)
 
     # While ClickHouse was down: nothing answered, nothing committed, the lag grew
-    # by everything produced; the batch loop held one batch, the feed filled with two
-    # fetches of at most a batch each, the fetch loop held one more waiting to enter
-    # it, and fetching stopped (the read offsets stood still); memory stayed flat.
+    # by everything produced; one batch was being delivered, the next one processed
+    # and waiting, the feed held one fetch of at most a batch, the fetch loop one more
+    # waiting to enter it, and fetching stopped (the read offsets stood still); memory stayed flat.
     steady = [s for s in samples if s.at_s >= 2.0]
     assert steady, samples
     assert {s.positions.published for s in steady} == {len(before)}, samples

@@ -1,25 +1,35 @@
 """Every answer and dead-letter reason the flow can give, through the real broker and Redis.
 
-One worker serves a request per client error code (and a few successes: a JWT,
-a replay, an allowlisted reply-to, compressed output). Workers pointed at a
-closed Redis port show the server errors that are retried and then
-dead-lettered with their reason (``cache_unavailable``,
-``rate_limiter_unavailable``) and the rate limiter's ``allow`` policy; a corrupt
-credential in Redis shows ``system_failed``. (``service_failed`` and
-``database_unavailable`` need a failing operation or ClickHouse, which a worker
-process cannot be made to have from outside; their path is unit-tested in
-tests/unit/flow/test_deliver.py.)
+Client errors: one worker serves a request per client error code (and a few
+successes: a JWT, a replay, an allowlisted reply-to, compressed output); each
+is answered, and the client layer's rejects are dead-lettered too.
+
+Server errors: a worker with a short retry budget meets a real failure, retries
+it (the logs show each attempt), then dead-letters the batch with the code and
+the reason, answering nothing, and goes on with the next batch:
+
+- ``cache_unavailable`` and ``rate_limiter_unavailable``: Redis at a closed port;
+- ``system_failed``: a corrupt credential stored in Redis;
+- ``service_failed``: an operation whose backend fails
+  (``WORKER_FAULT_FAILING_OPERATIONS``);
+- ``database_unavailable`` and ``database_overloaded``: ClickHouse switched off,
+  or answering TOO_MANY_PARTS (``WORKER_FAULT_CLICKHOUSE_DOWN_FILE``);
+- ``publish_failed``: a reply topic whose ``max.message.bytes`` the broker
+  enforces, refusing the response.
+
+Nothing is lost: every request ends as a response, a row or a dead letter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.jwks import AUDIENCE, ISSUER, Issuer
 from tests.support.kafka import Received, produce, read_topics
+from tests.support.requests import quote, stats
 from tests.support.worker import REPO, WorkerStack, free_port
 from worker.auth import signing
 from worker.auth.keys import KeyMaterial
@@ -46,6 +57,8 @@ burst = 2
 [tenants]
 greedy = "tiny"
 """
+#: Seconds a server error is retried before its batch is dead-lettered, in these tests.
+BUDGET_S = 2
 
 
 def envelope(request_id: str, tenant: str = "acme", **overrides: Any) -> dict[str, Any]:
@@ -70,6 +83,7 @@ def sample(
     timestamp: int | None = None,
     headers: tuple[tuple[str, bytes], ...] = (),
 ) -> SampleRequest:
+    """A request, signed with ``key`` (as given: for the tests of what a signature covers)."""
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
     if key is not None:
         headers = (
@@ -101,12 +115,12 @@ def by_request(records: list[Received]) -> dict[str, dict[str, Any]]:
     return bodies
 
 
-def create_topic(bootstrap: str, name: str) -> None:
+def create_topic(bootstrap: str, name: str, **configs: str) -> None:
     async def run() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(name, 1, 1)])
+            await admin.create_topics([NewTopic(name, 1, 1, topic_configs=configs)])
         finally:
             await admin.close()
 
@@ -170,14 +184,7 @@ def test_every_client_error_code_is_answered_through_the_real_stack(  # noqa: PL
         ),
         sample("unknown-op", envelope("unknown-op", operation="no.such.op"), acme),
         sample("unsigned", envelope("unsigned"), None),
-        sample(
-            "bad-signature",
-            envelope("bad-signature"),
-            acme,
-            signed_id="bad-signature",
-            timestamp=None,
-            headers=(),
-        ),
+        tampered(sample("bad-signature", envelope("bad-signature"), acme)),
         sample("stale", envelope("stale"), acme, timestamp=int(time.time()) - 7200),
         sample("other-tenant", envelope("other-tenant", tenant="globex"), acme),
         sample("no-scope", envelope("no-scope"), text_only),
@@ -197,17 +204,6 @@ def test_every_client_error_code_is_answered_through_the_real_stack(  # noqa: PL
             for i in range(4)
         ),
     ]
-    # Flip one byte of the body after signing: the signature no longer matches.
-    tampered = first[9]
-    first[9] = SampleRequest(
-        tampered.key,
-        tampered.value.replace(b'"quantity":1', b'"quantity":2'),
-        tampered.request_id,
-        "",
-        None,
-        False,
-        tampered.headers,
-    )
     produce(stack.bootstrap, topics.requests, first)
     stack.start()
     seen = read_topics(
@@ -308,6 +304,104 @@ def test_every_client_error_code_is_answered_through_the_real_stack(  # noqa: PL
     assert set(codecs) == {4}, f"every response batch is zstd-compressed: {codecs}"
 
 
+# Server errors: retried, then dead-lettered with the reason, never answered.
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of some requests: their answers and their dead letters."""
+
+    answers: list[Received]
+    letters: list[Received]
+
+
+@dataclass
+class Exchange:
+    """A worker stack fed requests and read back on its responses and dead-letter topics."""
+
+    stack: WorkerStack
+
+    def send(self, requests: Sequence[SampleRequest], *, also: Sequence[str] = ()) -> Outcome:
+        """Publish ``requests``, starting the worker if it is not running, and wait until each
+        has an answer or a dead letter (on ``also`` too); then read on a little, to see
+        that nothing more comes."""
+        stack = self.stack
+        topics = stack.topics
+        keys = {request.key for request in requests}
+        produce(stack.bootstrap, topics.requests, requests)
+        if not stack.alive():
+            stack.start()
+        seen = read_topics(
+            stack.bootstrap,
+            [topics.responses, topics.dead_letters, *also],
+            until=lambda records: keys <= {record.key for record in records},
+            timeout_s=180,
+            settle_s=2,
+            alive=stack.alive,
+        )
+        mine = [record for record in seen if record.key in keys]
+        return Outcome(
+            answers=[record for record in mine if record.topic != topics.dead_letters],
+            letters=[record for record in mine if record.topic == topics.dead_letters],
+        )
+
+    def rows(self) -> dict[str, tuple[str, str]]:
+        """``(status, error_code)`` of every stored request, by request id."""
+        return {
+            row["request_id"]: (row["status"], row["error_code"])
+            for row in self.stack.query("SELECT request_id, status, error_code FROM requests FINAL")
+        }
+
+    def stop(self) -> str:
+        """Stop the worker gracefully; its logs, every run."""
+        assert self.stack.stop() == 0, self.stack.logs()
+        return self.stack.logs()
+
+
+@pytest.fixture
+def exchange(worker_stack: Callable[..., WorkerStack]) -> Callable[..., Exchange]:
+    """Factory: an exchange whose worker gives server errors up after ``BUDGET_S`` seconds."""
+
+    def make(**env: str) -> Exchange:
+        return Exchange(worker_stack(WORKER_RETRY_BUDGET_S=str(BUDGET_S), **env))
+
+    return make
+
+
+def assert_given_up(
+    outcome: Outcome, requests: Sequence[SampleRequest], code: str, reason: str
+) -> None:
+    """No answer at all; one dead letter per request, with the code and the reason."""
+    assert outcome.answers == [], "a server error is never answered as if the client were wrong"
+    assert sorted(letter.key or b"" for letter in outcome.letters) == sorted(
+        request.key or b"" for request in requests
+    ), "one dead letter per request"
+    for letter in outcome.letters:
+        assert letter.headers["dlq-reason"] == code.encode()
+        assert reason in letter.headers["dlq-message"].decode(), letter.headers["dlq-message"]
+    positions = {
+        (letter.headers["dlq-source-partition"], letter.headers["dlq-source-offset"])
+        for letter in outcome.letters
+    }
+    assert len(positions) == len(requests), "each names the position it was read at"
+
+
+def assert_retried(logs: str, code: str, attempt: str = "") -> None:
+    """The logs show the failing step retried more than once, then the budget spent on ``code``.
+
+    ``attempt`` matches a retry's log line (default: the batch handler's).
+    """
+    retries = re.findall(attempt or rf"failed \[{code}\], retrying in", logs)
+    assert len(retries) >= 2, f"retried with backoff before giving up: {retries}"
+    assert f"retry budget of {BUDGET_S:.1f}s spent on [{code}]" in logs
+
+
+def assert_went_on(after: Outcome) -> None:
+    """The request sent after the failure was answered: the worker went on."""
+    assert after.letters == []
+    assert [orjson.loads(answer.value)["status"] for answer in after.answers] == ["ok"]
+
+
 def closed_redis() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
@@ -316,118 +410,134 @@ def unsigned(count: int, prefix: str) -> list[SampleRequest]:
     return [sample(f"{prefix}-{i}", envelope(f"{prefix}-{i}"), None) for i in range(count)]
 
 
-def test_redis_down_dead_letters_past_the_retry_budget_with_the_reason(
-    worker_stack: Callable[..., WorkerStack],
+def test_redis_down_is_cache_unavailable_retried_then_dead_lettered(
+    exchange: Callable[..., Exchange],
 ) -> None:
-    stack = worker_stack(
-        REDIS_URL=closed_redis(),
-        REDIS_SOCKET_TIMEOUT_S="0.5",
-        WORKER_RETRY_BUDGET_S="2",
-        SECURITY_AUTH_MODES="hmac",
+    run = exchange(
+        REDIS_URL=closed_redis(), REDIS_SOCKET_TIMEOUT_S="0.5", SECURITY_AUTH_MODES="hmac"
     )
-    topics = stack.topics
-    fake_key = KeyMaterial("rk_0123456789abcdef", 1, "not-a-real-secret")
-    requests = [sample(f"down-{i}", envelope(f"down-{i}"), fake_key) for i in range(5)]
-    produce(stack.bootstrap, topics.requests, requests)
-    stack.start()
-    seen = read_topics(
-        stack.bootstrap,
-        [topics.responses, topics.dead_letters],
-        until=lambda records: len(records) >= len(requests),
-        timeout_s=180,
-        settle_s=3,
-        alive=stack.alive,
-    )
-    assert stack.stop() == 0, stack.logs()
-    assert [r.topic for r in seen] == [topics.dead_letters] * len(requests), "no answers"
-    assert {r.headers["dlq-reason"] for r in seen} == {b"cache_unavailable"}
-    assert sorted(int(r.headers["dlq-source-offset"]) for r in seen) == sorted(
-        range(len(requests))
-    ) or len(
-        {(r.headers["dlq-source-partition"], r.headers["dlq-source-offset"]) for r in seen}
-    ) == len(requests)
+    # Signed with a key in the real Redis; the worker looks it up in a Redis that is not there.
+    requests = run.stack.sign(unsigned(5, "down"))
+    outcome = run.send(requests)
+    logs = run.stop()
+    assert_given_up(outcome, requests, "cache_unavailable", "credential store unavailable")
+    assert_retried(logs, "cache_unavailable")
+    assert run.rows() == {r.request_id: ("dead_letter", "cache_unavailable") for r in requests}
 
 
 def test_the_rate_limiter_policy_when_redis_is_down_allow_then_reject(
-    worker_stack: Callable[..., WorkerStack],
+    exchange: Callable[..., Exchange],
 ) -> None:
-    stack = worker_stack(
+    run = exchange(
         REDIS_URL=closed_redis(),
         REDIS_SOCKET_TIMEOUT_S="0.5",
-        WORKER_RETRY_BUDGET_S="2",
         SECURITY_AUTH_MODES="none",
         SECURITY_IDEMPOTENCY_TTL_S="0",
         LIMITS_ON_REDIS_UNAVAILABLE="allow",
     )
-    topics = stack.topics
     allowed = unsigned(5, "allow")
-    produce(stack.bootstrap, topics.requests, allowed)
-    stack.start()
-    seen = read_topics(
-        stack.bootstrap,
-        [topics.responses, topics.dead_letters],
-        until=lambda records: len(records) >= len(allowed),
-        timeout_s=180,
-        settle_s=2,
-        alive=stack.alive,
-    )
-    assert stack.stop() == 0, stack.logs()
-    assert [r.topic for r in seen] == [topics.responses] * len(allowed)
-    assert {orjson.loads(r.value)["status"] for r in seen} == {"ok"}, "served unlimited"
+    served = run.send(allowed)
+    run.stop()
+    assert served.letters == []
+    assert {orjson.loads(r.value)["status"] for r in served.answers} == {"ok"}, "served unlimited"
+    assert len(served.answers) == len(allowed)
 
-    stack.extra_env["LIMITS_ON_REDIS_UNAVAILABLE"] = "reject"
+    run.stack.extra_env["LIMITS_ON_REDIS_UNAVAILABLE"] = "reject"
     rejected = unsigned(5, "reject")
-    produce(stack.bootstrap, topics.requests, rejected)
-    stack.start()
-    seen = read_topics(
-        stack.bootstrap,
-        [topics.responses, topics.dead_letters],
-        until=lambda records: len(records) >= len(allowed) + len(rejected),
-        timeout_s=180,
-        settle_s=3,
-        alive=stack.alive,
-    )
-    assert stack.stop() == 0, stack.logs()
-    dead = [r for r in seen if r.topic == topics.dead_letters]
-    assert len(seen) == len(allowed) + len(rejected), "the first run's answers, then dead letters"
-    assert {r.key for r in dead} == {s.key for s in rejected}
-    assert {r.headers["dlq-reason"] for r in dead} == {b"rate_limiter_unavailable"}
+    outcome = run.send(rejected)
+    logs = run.stop()
+    assert_given_up(outcome, rejected, "rate_limiter_unavailable", "rate limiter unavailable")
+    assert_retried(logs, "rate_limiter_unavailable")
 
 
-def test_a_corrupt_stored_credential_is_a_system_failure_dead_letter(
-    worker_stack: Callable[..., WorkerStack],
+def test_a_corrupt_stored_credential_is_system_failed_then_the_worker_goes_on(
+    exchange: Callable[..., Exchange],
 ) -> None:
-    stack = worker_stack(WORKER_RETRY_BUDGET_S="2")
-    topics = stack.topics
-    good = stack.key_for("acme")
+    run = exchange()
+    stack = run.stack
     corrupt = KeyMaterial("rk_corrupt000000000", 1, "whatever")
     redis.Redis.from_url(stack.redis_url).set(f"{stack.run_id}:cred:{corrupt.key_id}", b"{not json")
-    requests = [
-        sample("corrupt", envelope("corrupt"), corrupt),
-        sample("fine", envelope("fine"), good),
-    ]
     # Separate batches: a batch is dead-lettered as a whole.
-    produce(stack.bootstrap, topics.requests, requests[:1])
-    stack.start()
-    seen = read_topics(
-        stack.bootstrap,
-        [topics.dead_letters],
-        until=lambda records: len(records) >= 1,
-        timeout_s=180,
-        alive=stack.alive,
-    )
-    produce(stack.bootstrap, topics.requests, requests[1:])
-    seen = read_topics(
-        stack.bootstrap,
-        [topics.responses, topics.dead_letters],
-        until=lambda records: len(records) >= 2,
-        timeout_s=180,
-        settle_s=2,
-        alive=stack.alive,
-    )
-    assert stack.stop() == 0, stack.logs()
-    by_topic = {r.topic: r for r in seen}
-    assert len(seen) == 2
-    assert by_topic[topics.dead_letters].headers["dlq-reason"] == b"system_failed"
-    assert by_topic[topics.dead_letters].key == b"corrupt"
-    assert orjson.loads(by_topic[topics.responses].value)["status"] == "ok", "the worker went on"
+    doomed = [sample("corrupt", envelope("corrupt"), corrupt)]
+    outcome = run.send(doomed)
+    after = run.send(stack.sign(unsigned(1, "fine")))
+    rows = run.rows()
+    logs = run.stop()
+    assert_given_up(outcome, doomed, "system_failed", "is corrupt")
+    assert_retried(logs, "system_failed")
+    assert_went_on(after)
+    assert rows == {"corrupt": ("dead_letter", "system_failed"), "fine-0": ("ok", "")}
+
+
+def test_a_failing_operation_is_service_failed_and_its_dead_letters_are_redacted(
+    exchange: Callable[..., Exchange],
+) -> None:
+    run = exchange(WORKER_FAULT_FAILING_OPERATIONS="text.stats")
+    private = "zebra quokka diary"
+    failing = run.stack.sign([stats(f"{private} {i}") for i in range(3)])
+    outcome = run.send(failing)
+    after = run.send(run.stack.sign([quote("SKU-1")]))
+    rows = run.rows()
+    logs = run.stop()
+    assert_given_up(outcome, failing, "service_failed", "text.stats: its backend is unreachable")
+    assert_retried(logs, "service_failed")
+    for letter in outcome.letters:
+        assert letter.headers["dlq-redacted"] == b"params.text"
+        assert private.encode() not in letter.value
+    assert private not in logs
+    assert_went_on(after)
+    assert rows == {
+        **{r.request_id: ("dead_letter", "service_failed") for r in failing},
+        (after.answers[0].key or b"").decode(): ("ok", ""),
+    }
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "reason"),
+    [
+        ("", "database_unavailable", "Connection refused"),
+        ("too_many_parts", "database_overloaded", "TOO_MANY_PARTS"),
+    ],
+    ids=["unreachable", "too-many-parts"],
+)
+def test_clickhouse_failing_is_retried_then_dead_lettered_without_rows(
+    exchange: Callable[..., Exchange], tmp_path: Path, failure: str, code: str, reason: str
+) -> None:
+    flag = tmp_path / "clickhouse-down"
+    run = exchange(WORKER_FAULT_CLICKHOUSE_DOWN_FILE=str(flag), CLICKHOUSE_INSERT_RETRY_MAX_S="0.5")
+    # Answered first: the worker has started and migrated before ClickHouse goes away.
+    before = run.send(run.stack.sign([quote("SKU-1")]))
+    flag.write_text(failure)
+    requests = run.stack.sign([quote("SKU-2") for _ in range(3)])
+    outcome = run.send(requests)
+    flag.unlink()
+    after = run.send(run.stack.sign([quote("SKU-3")]))
+    rows = run.rows()
+    logs = run.stop()
+    assert_given_up(outcome, requests, code, reason)
+    assert_retried(logs, code, attempt=r"ClickHouse insert of .+? \(\d+ rows\) failed")
+    answered = [*before.answers, *after.answers]
+    assert [orjson.loads(answer.value)["status"] for answer in answered] == ["ok", "ok"]
+    # The database is what failed: the dead letters are the record of those requests.
+    assert rows == {(answer.key or b"").decode(): ("ok", "") for answer in answered}
+
+
+def test_a_response_the_broker_refuses_is_publish_failed_retried_then_dead_lettered(
+    exchange: Callable[..., Exchange],
+) -> None:
+    run = exchange()
+    stack = run.stack
+    # The broker enforces the topic's max.message.bytes: no response fits.
+    tiny = f"{stack.run_id}.tiny-replies"
+    create_topic(stack.bootstrap, tiny, **{"max.message.bytes": "128"})
+    stack.extra_env["KAFKA_REPLY_TO_ALLOWLIST"] = tiny
+    refused = stack.sign([sample("too-big", envelope("too-big", reply_to=tiny), None)])
+    outcome = run.send(refused, also=[tiny])
+    after = run.send(stack.sign(unsigned(1, "fine")))
+    rows = run.rows()
+    logs = run.stop()
+    assert_given_up(outcome, refused, "publish_failed", "MessageSizeTooLarge")
+    assert_retried(logs, "publish_failed")
+    assert_went_on(after)
+    # Rows are stored before publishing: the refused request's row keeps its answer.
+    assert rows == {"too-big": ("ok", ""), "fine-0": ("ok", "")}

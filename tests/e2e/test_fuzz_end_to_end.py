@@ -21,9 +21,8 @@ import pytest
 
 from tests.support.kafka import produce, read_topics
 from tests.support.worker import WorkerStack
-from worker.auth import signing
 from worker.auth.keys import KeyMaterial
-from worker.loadgen import SampleRequest, valid_request
+from worker.loadgen import SampleRequest, signed_headers, valid_request
 
 pytestmark = pytest.mark.e2e
 
@@ -51,16 +50,7 @@ class Fuzzer:
     def signed(
         self, body: bytes, request_id: str, tenant: str = "acme", timestamp: int | None = None
     ) -> tuple[tuple[str, bytes], ...]:
-        key = self.keys[tenant]
-        return tuple(
-            signing.sign(
-                body,
-                key_id=key.key_id,
-                secrets={key.version: key.secret.encode()},
-                request_id=request_id,
-                timestamp=timestamp,
-            )
-        )
+        return signed_headers(body, request_id, self.keys[tenant], timestamp)
 
     def message(self, body: bytes, request_id: str, **kwargs: Any) -> SampleRequest:
         return SampleRequest(

@@ -6,11 +6,23 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from worker.connections.kafka import client_options
 from worker.loadgen import SampleRequest
+from worker.settings import KafkaSettings
+
+#: A broker: its bootstrap address (plaintext), or full client settings (TLS, SASL).
+Broker = str | KafkaSettings
+
+
+def _options(broker: Broker) -> dict[str, Any]:
+    if isinstance(broker, KafkaSettings):
+        return client_options(broker)
+    return {"bootstrap_servers": broker}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +35,11 @@ class Received:
     headers: dict[str, bytes]
 
 
-def produce(bootstrap: str, topic: str, requests: Sequence[SampleRequest]) -> None:
+def produce(bootstrap: Broker, topic: str, requests: Sequence[SampleRequest]) -> None:
     """Publish ``requests`` and wait for every acknowledgement."""
 
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        producer = AIOKafkaProducer(**_options(bootstrap), linger_ms=5, acks="all")
         await producer.start()
         try:
             futures = [
@@ -42,7 +54,7 @@ def produce(bootstrap: str, topic: str, requests: Sequence[SampleRequest]) -> No
 
 
 def read_topics(
-    bootstrap: str,
+    bootstrap: Broker,
     topics: Sequence[str],
     *,
     until: Callable[[list[Received]], bool],
@@ -57,12 +69,10 @@ def read_topics(
     """
 
     async def run() -> list[Received]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-        )
+        consumer = AIOKafkaConsumer(**_options(bootstrap), enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
-            partitions = []
+            partitions: list[TopicPartition] = []
             for topic in topics:
                 found = consumer.partitions_for_topic(topic)
                 if not found:

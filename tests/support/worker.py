@@ -78,8 +78,8 @@ class WorkerStack:
 
     def key_manager_run(self, action: Any) -> Any:
         """Run ``action(manager)`` against this stack's credential store (real Redis)."""
-        redis = RedisSettings(url=self.redis_url, key_prefix=f"{self.run_id}:")  # type: ignore[arg-type]
-        box = SecretBox(SecuritySettings(master_key=self.master_key).master_key_bytes())  # type: ignore[arg-type]
+        redis = RedisSettings(url=self.redis_url, key_prefix=f"{self.run_id}:")
+        box = SecretBox(SecuritySettings(master_key=self.master_key).master_key_bytes())
 
         async def run() -> Any:
             store = RedisCredentialStore(redis)
