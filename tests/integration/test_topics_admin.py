@@ -48,10 +48,17 @@ def test_check_reports_a_topic_that_differs_from_its_declaration(services: Servi
     async def make_wrong_topic() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=services.bootstrap)
         await admin.start()
+        name = settings.topic(spec.name)
         try:
-            await admin.create_topics(
-                [NewTopic(settings.topic(spec.name), num_partitions=1, replication_factor=1)]
+            response = await admin.create_topics(
+                [NewTopic(name, num_partitions=1, replication_factor=1)], timeout_ms=30000
             )
+            assert [error[1] for error in response.topic_errors] == [0], response
+            # The broker answers before every metadata view lists the new topic.
+            deadline = asyncio.get_running_loop().time() + 30
+            while name not in await admin.list_topics():
+                assert asyncio.get_running_loop().time() < deadline, f"{name} never listed"
+                await asyncio.sleep(0.2)
         finally:
             await admin.close()
 
