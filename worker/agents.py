@@ -61,10 +61,8 @@ def register_agents(worker: WorkerApp) -> None:
     async def requests_loop() -> None:
         consumer = app.consumer
         while True:
-            fetched = await feed.get()
-            # Fetches that queued up meanwhile join in, up to a batch's size.
-            while feed.qsize() and len(fetched) < batch_max:
-                fetched.extend(feed.queue.get_nowait())
+            # Everything fetched while the previous batch ran, up to a batch's size.
+            fetched = await feed.take(batch_max)
             # One fetch may hold more than WORKER_BATCH_MAX records: batches keep
             # their size, so inserts, publishes and fault points stay per batch.
             for start in range(0, len(fetched), batch_max):

@@ -197,7 +197,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     tracker = PartitionTracker(topics.requests, settings.worker.stall_timeout_s)
     app = BatchApp(
         settings.worker.app_id,
-        batch_feed=BatchFeed([topics.requests], max_batches=1),
+        batch_feed=BatchFeed([topics.requests], max_records=settings.worker.batch_max),
         broker=settings.kafka.broker_url,
         # TLS and SASL from KAFKA_*, exactly as every other client of the worker gets them.
         broker_credentials=faust_credentials(settings.kafka),
@@ -227,9 +227,9 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
         # before compression. Below the broker's 1 MB message.max.bytes.
         producer_max_batch_size=512 * 1024,
         # Backpressure: fetches no larger than a batch. One batch is being delivered,
-        # the next one processed (or waiting to be delivered), the feed holds one
-        # fetch and the fetch loop one more waiting to enter it: at most four
-        # batches of records are in memory.
+        # the next one processed (or waiting to be delivered), the feed holds at most
+        # a batch of records and the fetch loop one more fetch waiting to enter it:
+        # at most four batches of records are in memory.
         broker_max_poll_records=settings.worker.batch_max,
         stream_buffer_maxsize=settings.worker.stream_buffer,
         web_enabled=True,

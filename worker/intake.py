@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, cast
 
@@ -31,36 +32,63 @@ log = logging.getLogger(__name__)
 
 
 class BatchFeed:
-    """A bounded queue of fetched batches, by topic name.
+    """A queue of fetched batches, bounded by the records it holds.
 
     Its bound is the backpressure: when the worker is slow (ClickHouse down,
     say), the fetch loop blocks on :meth:`put`, Faust stops fetching, and at
-    most ``max_batches`` batches of messages are held in memory.
+    most ``max_records`` fetched records wait here. Bounding records rather than
+    fetches lets small fetches (a few records each, when requests trickle in)
+    pack together, so the batch loop takes everything that arrived while it was
+    busy in one batch instead of one fetch per cycle, a queue that would hold
+    requests back by several cycles.
     """
 
-    def __init__(self, topics: Iterable[str], max_batches: int = 2) -> None:
+    def __init__(self, topics: Iterable[str], max_records: int) -> None:
+        if max_records < 1:
+            raise ValueError(f"max_records must be at least 1, not {max_records}")
         self.topics = frozenset(topics)
-        self._max_batches = max_batches
-        self._queue: asyncio.Queue[list[Any]] | None = None
+        self.max_records = max_records
+        self._fetches: deque[list[Any]] = deque()
+        self._records = 0
+        self._changed: asyncio.Condition | None = None
 
     @property
-    def queue(self) -> asyncio.Queue[list[Any]]:
+    def _condition(self) -> asyncio.Condition:
         # Created on first use, inside the event loop that Faust runs.
-        if self._queue is None:
-            self._queue = asyncio.Queue(self._max_batches)
-        return self._queue
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    def _has_room(self, records: int) -> bool:
+        # A fetch larger than the bound still enters an empty feed, alone.
+        return not self._fetches or self._records + records <= self.max_records
 
     async def put(self, batch: list[Any]) -> None:
-        """Hand over one fetched batch; waits while the feed is full."""
-        await self.queue.put(batch)
+        """Hand over one fetched batch; waits while the feed has no room for it."""
+        async with self._condition:
+            await self._condition.wait_for(lambda: self._has_room(len(batch)))
+            self._fetches.append(batch)
+            self._records += len(batch)
+            self._condition.notify_all()
 
-    async def get(self) -> list[Any]:
-        """The next batch, in fetch order."""
-        return await self.queue.get()
+    async def take(self, limit: int) -> list[Any]:
+        """The oldest fetches, whole, joined up to ``limit`` records; waits for one.
 
-    def qsize(self) -> int:
-        """Batches waiting to be processed."""
-        return self.queue.qsize()
+        The first fetch is taken whatever its size; a fetch that would go past
+        ``limit`` waits for the next call.
+        """
+        async with self._condition:
+            await self._condition.wait_for(lambda: bool(self._fetches))
+            taken = self._fetches.popleft()
+            while self._fetches and len(taken) + len(self._fetches[0]) <= limit:
+                taken.extend(self._fetches.popleft())
+            self._records -= len(taken)
+            self._condition.notify_all()
+            return taken
+
+    def records(self) -> int:
+        """Records waiting to be processed."""
+        return self._records
 
 
 #: Most commits tried on a revocation before Faust may forget what is left.
