@@ -93,7 +93,14 @@ class ChdbBackend:
                 elapsed_ns=int(result.elapsed() * 1e9),
             )
         except RuntimeError as exc:
+            self._raise_if_cancelled(statement.tag)
             raise ClickHouseError.parse(str(exc)).for_user(statement.user) from None
+        except ClickHouseError:
+            # A KILL QUERY that lands between two of the session's statements can
+            # make the next one fail with another error (READONLY, seen here):
+            # what the client asked for was the cancellation, and that is the answer.
+            self._raise_if_cancelled(statement.tag)
+            raise
         finally:
             connection.close()
             with self._state_lock:
