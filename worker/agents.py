@@ -20,14 +20,24 @@ def to_record(message: Any) -> InboundRecord:
     headers = message.headers or ()
     if isinstance(headers, dict):
         headers = headers.items()
+    timestamp = message.timestamp
+    # Positional, and the common types passed through as they are: once per request.
     return InboundRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-        key=message.key,
-        value=message.value,
-        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+        message.topic,
+        message.partition,
+        message.offset,
+        int(timestamp * 1000) if timestamp else None,
+        message.key,
+        message.value,
+        tuple(
+            [
+                (
+                    k if type(k) is str else str(k),
+                    v if type(v) is bytes else b"" if v is None else bytes(v),
+                )
+                for k, v in headers
+            ]
+        ),
     )
 
 

@@ -16,9 +16,12 @@ key (:func:`request_key`) sends it to the worker holding the answer.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 from aiokafka.partitioner import murmur2
 from pydantic import BaseModel
@@ -77,6 +80,52 @@ def partition_for(key: str | bytes, partitions: int) -> int:
     raw = key.encode() if isinstance(key, str) else key
     hashed: int = murmur2(raw)
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+#: Kafka's murmur2: seed, multiplier and shift (org.apache.kafka.common.utils.Utils).
+_SEED, _M, _R = 0x9747B28C, 0x5BD1E995, 24
+
+
+def partitions_for(keys: Sequence[bytes], partitions: int) -> list[int]:
+    """:func:`partition_for` of every key, computed for the whole batch at once.
+
+    The same murmur2 as Kafka's partitioner, on NumPy arrays of the keys of one
+    length at a time: aiokafka's pure-Python murmur2 costs about 8 µs per key,
+    which was a twentieth of the worker's CPU per request.
+    """
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        by_length[len(key)].append(i)
+    out = [0] * len(keys)
+    for length, indices in by_length.items():
+        data = np.frombuffer(b"".join(keys[i] for i in indices), dtype=np.uint8)
+        hashed = _murmur2_rows(data.reshape(len(indices), length), length)
+        for i, value in zip(indices, ((hashed & 0x7FFFFFFF) % partitions).tolist(), strict=True):
+            out[i] = value
+    return out
+
+
+def _murmur2_rows(rows: np.ndarray[Any, Any], length: int) -> np.ndarray[Any, Any]:
+    """murmur2 of each row of ``rows`` (keys of ``length`` bytes), as uint32."""
+    m = np.uint32(_M)
+    h = np.full(rows.shape[0], _SEED ^ length, dtype=np.uint32)
+    whole = length - length % 4
+    blocks = np.ascontiguousarray(rows[:, :whole]).view("<u4")
+    for column in range(whole // 4):
+        k = blocks[:, column] * m
+        k ^= k >> np.uint32(_R)
+        k *= m
+        h *= m
+        h ^= k
+    tail = length % 4
+    if tail:
+        for offset in range(tail - 1, -1, -1):
+            h ^= rows[:, whole + offset].astype(np.uint32) << np.uint32(8 * offset)
+        h *= m
+    h ^= h >> np.uint32(13)
+    h *= m
+    h ^= h >> np.uint32(15)
+    return h
 
 
 def request_key(tenant: str, operation: str, version: int, params: BaseModel) -> bytes:

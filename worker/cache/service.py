@@ -33,7 +33,14 @@ from worker.cache.entries import (
     split_index_key,
 )
 from worker.cache.invalidation import Invalidation
-from worker.cache.keys import CacheKey, derive, operation_of, partition_for, tenant_prefix
+from worker.cache.keys import (
+    CacheKey,
+    derive,
+    operation_of,
+    partition_for,
+    partitions_for,
+    tenant_prefix,
+)
 from worker.cache.metrics import CacheMetrics
 from worker.errors import NotFoundError
 from worker.operations.base import Operation
@@ -125,13 +132,18 @@ class ResultCache:
         """
         partitions = self.store.partitions
         owned = self.store.owned()
-        lookups = []
-        for request in requests:
-            operation = request.operation
-            key = derive(request.tenant, operation.name, operation.version, request.params)
-            partition = partition_for(key.raw, partitions)
-            status: LookupStatus = "miss" if partition in owned else "bypass"
-            lookups.append(Lookup(status, key, partition, operation))
+        keys = [
+            derive(
+                request.tenant, request.operation.name, request.operation.version, request.params
+            )
+            for request in requests
+        ]
+        lookups = [
+            Lookup("miss" if partition in owned else "bypass", key, partition, request.operation)
+            for request, key, partition in zip(
+                requests, keys, partitions_for([key.raw for key in keys], partitions), strict=True
+            )
+        ]
         self._read_dependencies(requests, lookups)
         by_partition: dict[int, list[Lookup]] = defaultdict(list)
         for lookup in lookups:

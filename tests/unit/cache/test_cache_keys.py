@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.cache.keys import derive, operation_of, partition_for, tenant_prefix
+from worker.cache.keys import derive, operation_of, partition_for, partitions_for, tenant_prefix
 from worker.operations.quote import QuoteParams
 
 
@@ -42,3 +42,28 @@ def test_the_owner_partition_is_the_one_kafkas_default_partitioner_picks(
 ) -> None:
     everything = list(range(partitions))
     assert partition_for(key, partitions) == DefaultPartitioner()(key, everything, everything)
+
+
+@given(
+    st.lists(st.binary(max_size=80), max_size=40),
+    st.integers(min_value=1, max_value=64),
+)
+def test_a_batch_of_keys_gets_the_partitions_kafkas_partitioner_picks_one_by_one(
+    keys: list[bytes], partitions: int
+) -> None:
+    everything = list(range(partitions))
+    want = [DefaultPartitioner()(key, everything, everything) for key in keys]
+    assert partitions_for(keys, partitions) == want
+
+
+def test_keys_of_every_tail_length_and_high_bytes_match_kafkas_partitioner() -> None:
+    # Keys of many lengths in one batch, every tail length (0-3 bytes past a
+    # whole block) and bytes >= 0x80, whose sign Java's murmur2 masks off.
+    keys = [
+        bytes((i * 37 + j * 101) % 256 for j in range(length))
+        for i, length in enumerate(range(0, 70))
+    ]
+    keys += [b"acme/price.quote/v1/" + bytes(range(200, 232)), b"\xff" * 7]
+    everything = list(range(12))
+    want = [DefaultPartitioner()(key, everything, everything) for key in keys]
+    assert partitions_for(keys, 12) == want
