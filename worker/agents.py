@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.flow.deliver import Prepared
 from worker.flow.records import InboundRecord
+from worker.intake import BatchTaker
 
 if TYPE_CHECKING:
     from worker.app import WorkerApp
@@ -67,12 +68,13 @@ def register_agents(worker: WorkerApp) -> None:
     # the previous one is delivered: batch k+1 runs through the pipeline while
     # batch k is inserted and published, and acknowledgements stay in order.
     handoff: asyncio.Queue[tuple[Prepared, list[Any]]] = asyncio.Queue(maxsize=1)
+    # A lambda: Faust makes its consumer when the app starts, not before.
+    taker = BatchTaker(feed, batch_max, lambda: app.consumer.backlog())  # noqa: PLW0108
 
     async def requests_loop() -> None:
         consumer = app.consumer
         while True:
-            # Everything fetched while the previous batch ran, up to a batch's size.
-            fetched = await feed.take(batch_max)
+            fetched = await taker.take()
             # One fetch may hold more than WORKER_BATCH_MAX records: batches keep
             # their size, so inserts, publishes and fault points stay per batch.
             for start in range(0, len(fetched), batch_max):
@@ -86,6 +88,7 @@ def register_agents(worker: WorkerApp) -> None:
                 # Held here until the previous batch is delivered: at most one batch
                 # delivering and one processed, besides the fetches in the feed.
                 await handoff.join()
+                taker.delivering()
                 handoff.put_nowait((prepared, messages))
 
     async def delivery_loop() -> None:
@@ -104,6 +107,7 @@ def register_agents(worker: WorkerApp) -> None:
                 faults.reached("after_ack")
             finally:
                 handoff.task_done()
+                taker.delivered()
 
     app.task(requests_loop)
     app.task(delivery_loop)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, cast
 
 import faust
@@ -50,6 +50,7 @@ class BatchFeed:
         self.max_records = max_records
         self._fetches: deque[list[Any]] = deque()
         self._records = 0
+        self._blocked = 0
         self._changed: asyncio.Condition | None = None
 
     @property
@@ -66,7 +67,13 @@ class BatchFeed:
     async def put(self, batch: list[Any]) -> None:
         """Hand over one fetched batch; waits while the feed has no room for it."""
         async with self._condition:
-            await self._condition.wait_for(lambda: self._has_room(len(batch)))
+            if not self._has_room(len(batch)):
+                self._blocked += 1
+                self._condition.notify_all()
+                try:
+                    await self._condition.wait_for(lambda: self._has_room(len(batch)))
+                finally:
+                    self._blocked -= 1
             self._fetches.append(batch)
             self._records += len(batch)
             self._condition.notify_all()
@@ -89,6 +96,62 @@ class BatchFeed:
     def records(self) -> int:
         """Records waiting to be processed."""
         return self._records
+
+    def full(self) -> bool:
+        """Whether the feed holds all it may, or a fetch is waiting for room."""
+        return self._blocked > 0 or self._records >= self.max_records
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds; checked whenever a fetch comes or goes."""
+        async with self._condition:
+            await self._condition.wait_for(predicate)
+
+
+class BatchTaker:
+    """When the batch loop takes its next batch from the feed.
+
+    Every batch pays fixed costs whatever its size (two ClickHouse inserts above
+    all), so batches taken the moment a few records arrived spend CPU the rest of
+    the flow needs: at 4,000 requests/s, 0.30 CPU seconds per 1,000 requests
+    against 0.15 for full batches. So a batch is taken at once only when there is
+    a backlog (the feed is full, or the feed and what the broker holds beyond the
+    read offsets make a batch) or nothing is being delivered; otherwise it waits
+    for the delivery loop to finish, gathering what arrives meanwhile. Under a
+    backlog, batch k+1 is processed while batch k is delivered, as before.
+    """
+
+    def __init__(self, feed: BatchFeed, batch_max: int, backlog: Callable[[], int]) -> None:
+        self._feed = feed
+        self._batch_max = batch_max
+        self._backlog = backlog
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def delivering(self) -> None:
+        """A batch was handed to the delivery loop."""
+        self._idle.clear()
+
+    def delivered(self) -> None:
+        """The delivery loop finished its batch."""
+        self._idle.set()
+
+    def _backlogged(self) -> bool:
+        feed = self._feed
+        return feed.full() or feed.records() + self._backlog() >= self._batch_max
+
+    async def take(self) -> list[Any]:
+        """The next batch: every fetch waiting in the feed, up to a batch's size."""
+        if not self._idle.is_set() and not self._backlogged():
+            waits = {
+                asyncio.ensure_future(self._idle.wait()),
+                asyncio.ensure_future(self._feed.wait_until(self._backlogged)),
+            }
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        return await self._feed.take(self._batch_max)
 
 
 #: Most commits tried on a revocation before Faust may forget what is left.
@@ -360,6 +423,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if message.generation_id != generation:
                     self._unacked_messages.discard(message)
         return current
+
+    def backlog(self) -> int:
+        """Records of the feed's topics on the broker beyond the read offsets.
+
+        As of the latest fetch response of each assigned partition: fetched
+        records waiting in aiokafka's buffer and records not fetched yet.
+        """
+        topics = cast("BatchApp", self.app).batch_feed.topics
+        read = self._read_offset
+        total = 0
+        for tp in self.assignment():
+            if tp.topic not in topics:
+                continue
+            last = read.get(tp)
+            try:
+                high = self.highwater(tp)
+            except AssertionError:  # revoked since assignment() was read
+                continue
+            if last is not None and high is not None:
+                total += max(0, high - last - 1)
+        return total
 
     def committed_offsets(self) -> dict[Any, int | None]:
         """The group's committed offsets (next offset to read) as this consumer knows them.
