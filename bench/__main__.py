@@ -36,10 +36,22 @@ def _pair(item: str) -> tuple[str, str]:
     show_default=True,
     help="Sign requests with HMAC keys (else the worker runs with SECURITY_AUTH_MODES=none).",
 )
-@click.option("--mode", type=click.Choice(["single", "scale"]), default="single", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["single", "scale", "paced"]),
+    default="single",
+    show_default=True,
+    help="single: worker and baselines; scale: 1 process vs 2; paced: latency at --paced-rate.",
+)
 @click.option("--repeat", default=2, show_default=True, help="Rounds of every arm, interleaved.")
 @click.option(
     "--paced-seconds", default=30.0, show_default=True, help="Length of the half-rate run."
+)
+@click.option(
+    "--paced-rate",
+    type=float,
+    default=None,
+    help="Offered requests/s of --mode paced (for the worker and each --compare-rev).",
 )
 @click.option(
     "--cache-entries",
@@ -82,6 +94,7 @@ def main(
     mode: str,
     repeat: int,
     paced_seconds: float,
+    paced_rate: float | None,
     cache_entries: int,
     worker_env: tuple[str, ...],
     out: Path,
@@ -93,6 +106,12 @@ def main(
     no_services: bool,
 ) -> None:
     """Measure the worker against a plain aiokafka loop and a plain Faust agent, same messages."""
+    if mode == "paced":
+        if paced_rate is None or paced_rate <= 0:
+            raise click.UsageError("--mode paced needs --paced-rate, in requests/s")
+        needed = 500 + int(paced_rate * paced_seconds)
+        if n < needed:
+            raise click.UsageError(f"--n {n:,} is too few for the paced run: it needs {needed:,}")
     opts = BenchOptions(
         n=n,
         invalid_share=invalid_share,
@@ -101,6 +120,7 @@ def main(
         mode=mode,  # type: ignore[arg-type]
         repeat=repeat,
         paced_seconds=paced_seconds,
+        paced_rate=paced_rate,
         cache_entries=cache_entries,
         worker_env=tuple(_pair(item) for item in worker_env),
         out=out,
@@ -124,6 +144,8 @@ def main(
     report.write(opts.out, results)
     if mode == "single":
         report.print_single(Console(), results)
+    elif mode == "paced":
+        report.print_paced(Console(), results)
     else:
         report.print_scale(Console(), results)
     for note in results["notes"]:

@@ -351,7 +351,15 @@ async def baseline_arm(ctx: Context, kind: str, label: str) -> ArmResult:
     )
 
 
-async def paced_arm(ctx: Context, rate: float, seconds: float, warmup: int = 500) -> dict[str, Any]:
+async def paced_arm(
+    ctx: Context,
+    rate: float,
+    seconds: float,
+    warmup: int = 500,
+    *,
+    label: str = "paced",
+    src: Path = REPO,
+) -> dict[str, Any]:
     """Latency at a fixed offered rate: a fresh requests topic, filled while the worker runs.
 
     The worker starts on an empty topic; ``warmup`` requests make sure it has its
@@ -362,16 +370,16 @@ async def paced_arm(ctx: Context, rate: float, seconds: float, warmup: int = 500
     the producer, also its ``created_at``).
     """
     stack, load = ctx.stack, ctx.load
-    label = "paced"
-    topics_file = await stack.create_arm_topics(label, requests="paced.requests")
+    requests = f"{label}.requests"
+    topics_file = await stack.create_arm_topics(label, requests=requests)
     responses, dead_letters = worker_topics(stack, label)
     count = min(len(load) - warmup, max(1, int(rate * seconds)))
     warm, timed = range(warmup), range(warmup, warmup + count)
     await stack.share_keys(label)
-    spec = worker_specs(stack, label, REPO, topics_file, 1)[0]
+    spec = worker_specs(stack, label, src, topics_file, 1)[0]
     procs = [spawn_worker(spec, stack)]
     sampler = _sampler(ctx, procs)
-    topic = stack.topic("paced.requests")
+    topic = stack.topic(requests)
     try:
         async with Topics(stack.bootstrap, [responses, dead_letters]) as out:
             task = ctx.progress.add_task(f"{label} warm-up", total=warmup)

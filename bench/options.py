@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Mode = Literal["single", "scale"]
+Mode = Literal["single", "scale", "paced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,8 @@ class BenchOptions:
     mode: Mode = "single"
     repeat: int = 2
     paced_seconds: float = 30.0
+    #: The offered rate of ``paced`` mode, requests/s (single mode: half the maximum).
+    paced_rate: float | None = None
     cache_entries: int = 1_000_000
     worker_env: tuple[tuple[str, str], ...] = ()
     out: Path = Path("bench-results.json")

@@ -154,3 +154,15 @@ def print_scale(console: Console, results: dict[str, Any]) -> None:
         s = spread[key]
         table.add_row(key, _fmt(results[key]), f"[{_fmt(s['min'])} - {_fmt(s['max'])}]")
     console.print(table)
+
+
+def print_paced(console: Console, results: dict[str, Any]) -> None:
+    table = Table(title=f"latency at {results['paced_rate_rps']:,.0f} requests/s offered")
+    for column in ("arm", "p50_ms", "p95_ms", "p99_ms", "cpu_s_per_1k", "batches"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for label, arm in results["arms"].items():
+        table.add_row(
+            label,
+            *(_fmt(arm[key]) for key in ("p50_ms", "p95_ms", "p99_ms", "cpu_s_per_1k", "batches")),
+        )
+    console.print(table)

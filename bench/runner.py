@@ -86,13 +86,16 @@ async def run(opts: BenchOptions, console: Console) -> dict[str, Any]:
     try:
         with progress_bars(console) as progress:
             ctx = Context(stack, load, progress, service_pids(), timeout_s)
-            topic = await stack.create_requests_topic()
             await stack.create_reference_topics()
-            task = progress.add_task("publish requests", total=len(load))
-            await publish_all(
-                stack.bootstrap, topic, load, lambda i: progress.update(task, completed=i)
-            )
-            if opts.mode == "scale":
+            if opts.mode != "paced":
+                topic = await stack.create_requests_topic()
+                task = progress.add_task("publish requests", total=len(load))
+                await publish_all(
+                    stack.bootstrap, topic, load, lambda i: progress.update(task, completed=i)
+                )
+            if opts.mode == "paced":
+                results = await _paced(ctx, opts)
+            elif opts.mode == "scale":
                 results = await _scale(ctx, opts)
             else:
                 results = await _single(ctx, opts)
@@ -106,10 +109,55 @@ async def run(opts: BenchOptions, console: Console) -> dict[str, Any]:
     return results
 
 
-async def _single(ctx: Context, opts: BenchOptions) -> dict[str, Any]:
+def _sources(ctx: Context, opts: BenchOptions) -> dict[str, Path]:
+    """The worker as it is, then each ``--compare-rev``, by label."""
     sources = {"worker": REPO}
     for rev in opts.compare_revs:
         sources[f"rev-{rev}"] = export_revision(rev, ctx.stack.workdir)
+    return sources
+
+
+async def _paced(ctx: Context, opts: BenchOptions) -> dict[str, Any]:
+    """Latency and CPU at one offered rate, for the worker and each compared revision."""
+    assert opts.paced_rate is not None  # checked by the command line
+    sources = _sources(ctx, opts)
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in sources}
+    for r in range(opts.repeat):
+        labels = list(sources)
+        shift = r % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            run = await paced_arm(
+                ctx,
+                opts.paced_rate,
+                opts.paced_seconds,
+                label=f"paced-{label}-r{r}",
+                src=sources[label],
+            )
+            runs[label].append(run)
+    arms = {}
+    for label, results in runs.items():
+        arms[label] = {
+            "p50_ms": _median([run["latency"]["p50_ms"] for run in results]),
+            "p95_ms": _median([run["latency"]["p95_ms"] for run in results]),
+            "p99_ms": _median([run["latency"]["p99_ms"] for run in results]),
+            "cpu_s_per_1k": _median([run["cpu_s_per_1k"] for run in results], 4),
+            "batches": _median([run["batches"] for run in results], 0),
+            "runs": [{k: v for k, v in run.items() if k != "latencies_ms"} for run in results],
+        }
+    return {
+        "mode": "paced",
+        "n": len(ctx.load),
+        "paced_rate_rps": opts.paced_rate,
+        "arms": arms,
+        "_series": {
+            "per_second": {},
+            **{f"latency {label}": runs[label][0]["latencies_ms"] for label in runs},
+        },
+    }
+
+
+async def _single(ctx: Context, opts: BenchOptions) -> dict[str, Any]:
+    sources = _sources(ctx, opts)
 
     def worker(label: str, src: Path) -> Callable[[int], Arm]:
         return lambda r: lambda: worker_arm(ctx, f"{label}-r{r}", src=src)
