@@ -39,11 +39,14 @@ def draw(path: Path, results: dict[str, Any]) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     for key, buckets in series["per_second"].items():
         left.plot(range(len(buckets)), buckets, label=LABELS.get(key, key), drawstyle="steps-post")
-    left.set_xlabel("seconds since the first request consumed")
-    left.set_ylabel("outputs published per second")
-    left.set_title("throughput over time (first round)")
-    left.grid(alpha=0.3)
-    left.legend()
+    if series["per_second"]:
+        left.set_xlabel("seconds since the first request consumed")
+        left.set_ylabel("outputs published per second")
+        left.set_title("throughput over time (first round)")
+        left.grid(alpha=0.3)
+        left.legend()
+    else:  # paced mode: the rate is the one offered
+        left.axis("off")
     for key, values in series.items():
         if key.startswith("latency"):
             _cdf(right, values, LABELS.get(key, key))
@@ -54,7 +57,10 @@ def draw(path: Path, results: dict[str, Any]) -> None:
     right.axhline(0.99, color="grey", lw=0.8, ls=":")
     right.grid(alpha=0.3, which="both")
     right.legend(loc="lower right")
-    fig.suptitle(f"request-worker benchmark, n={results['n']:,} ({results.get('mode')})")
+    title = f"request-worker benchmark, n={results['n']:,} ({results.get('mode')})"
+    if results.get("mode") == "paced":
+        title = f"request-worker latency at {results['paced_rate_rps']:,.0f} requests/s offered"
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bench.__main__ import main
 from bench.procstat import Series
 from bench.profiling import summarize
 from bench.stack import DEFAULT_TOPICS, write_topics_file
@@ -72,3 +74,21 @@ def test_profile_charges_library_time_to_the_stage_that_called_it(tmp_path: Path
         "aiokafka producer (send, batches, lz4)": 0.3,
         "event loop (asyncio scheduling, select), other": 0.1,
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "paced"], "--mode paced needs --paced-rate"),
+        (
+            ["--mode", "paced", "--paced-rate", "3000", "--paced-seconds", "20", "--n", "1000"],
+            "it needs 60,500",
+        ),
+    ],
+)
+def test_paced_mode_refuses_a_missing_rate_and_too_few_requests(
+    args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, [*args, "--no-services"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
