@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from bench import chart, report, runner
+from bench import report, runner
 from bench.options import BenchOptions
 from bench.stack import services_up
 
@@ -150,6 +150,9 @@ def main(
         report.print_scale(Console(), results)
     for note in results["notes"]:
         console.print(f"note: {note}")
+    # matplotlib comes with the bench extras (make install-bench), not the worker's.
+    from bench import chart  # noqa: PLC0415
+
     chart.draw(opts.chart, results)
     console.print(f"wrote {opts.out} and {opts.chart}")
 
