@@ -17,16 +17,27 @@ from worker.settings import (
 )
 
 
-def settings_under(root: Path, **models: Any) -> Settings:
-    """Default settings with chDB and the data dir under ``root``; ``models`` replace the rest."""
+def default_settings(**models: Any) -> Settings:
+    """Default settings with embedded chDB (no server URL); ``models`` replace the rest."""
     chosen: dict[str, Any] = {
         "kafka": KafkaSettings(),
-        "clickhouse": ClickHouseSettings(url=None, path=root / "chdb"),
+        "clickhouse": ClickHouseSettings(url=None),
         "redis": RedisSettings(),
         "limits": LimitsSettings(),
         "security": SecuritySettings(),
-        "worker": WorkerSettings(data_dir=root / "data"),
+        "worker": WorkerSettings(),
         "cache": CacheSettings(),
         **models,
     }
     return Settings(**chosen)
+
+
+def settings_under(root: Path, **models: Any) -> Settings:
+    """Default settings with chDB and the data dir under ``root``; ``models`` replace the rest."""
+    return default_settings(
+        **{
+            "clickhouse": ClickHouseSettings(url=None, path=root / "chdb"),
+            "worker": WorkerSettings(data_dir=root / "data"),
+            **models,
+        }
+    )

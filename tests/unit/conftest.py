@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from tests.support.keys import KeyKit
+from tests.support.settings import default_settings
 from worker.app import TopicNames, build_pipeline
 from worker.auth.credentials.base import CredentialStore
 from worker.cache.service import ResultCache
@@ -34,14 +35,11 @@ from worker.idempotency.memory import MemoryOutcomeStore
 from worker.operations.registry import OperationRegistry, default_registry
 from worker.ratelimit.memory import MemoryRateLimiter
 from worker.settings import (
-    CacheSettings,
     ClickHouseSettings,
     KafkaSettings,
     LimitsSettings,
-    RedisSettings,
     SecuritySettings,
     Settings,
-    WorkerSettings,
 )
 
 TOPICS = TopicNames("requests", "responses", "dead")
@@ -134,14 +132,10 @@ def make_settings() -> Callable[..., Settings]:
             "plans_file": None,
         }
         values.update(limits)
-        return Settings(
+        return default_settings(
             kafka=kafka or KafkaSettings(reply_to_allowlist=""),
-            clickhouse=ClickHouseSettings(url=None),
-            redis=RedisSettings(),
             limits=LimitsSettings(**values),
             security=security or SecuritySettings(auth_modes="none", idempotency_ttl_s=3600),
-            worker=WorkerSettings(),
-            cache=CacheSettings(),
         )
 
     return make

@@ -6,17 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.settings import default_settings
 from worker.app import TopicNames
 from worker.errors import ConfigurationError
 from worker.settings import (
-    CacheSettings,
-    ClickHouseSettings,
     KafkaSettings,
-    LimitsSettings,
-    RedisSettings,
     SecuritySettings,
-    Settings,
-    WorkerSettings,
 )
 from worker.topology import load_topology
 
@@ -64,14 +59,8 @@ def test_the_committed_declarations_have_every_role(topics_file: Path) -> None:
 
 
 def test_topic_names_get_the_prefix(topics_file: Path) -> None:
-    settings = Settings(
-        kafka=KafkaSettings(topic_prefix="run1."),
-        clickhouse=ClickHouseSettings(url=None),
-        redis=RedisSettings(),
-        limits=LimitsSettings(),
-        security=SecuritySettings(auth_modes="none"),
-        worker=WorkerSettings(),
-        cache=CacheSettings(),
+    settings = default_settings(
+        kafka=KafkaSettings(topic_prefix="run1."), security=SecuritySettings(auth_modes="none")
     )
     names = TopicNames.resolve(settings, load_topology(topics_file))
     assert names == TopicNames("run1.requests", "run1.responses", "run1.requests.dead-letter")

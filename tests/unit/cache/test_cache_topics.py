@@ -6,17 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.settings import default_settings
 from worker.cache.runtime import CacheTopics
 from worker.errors import ConfigurationError
 from worker.settings import (
-    CacheSettings,
-    ClickHouseSettings,
     KafkaSettings,
-    LimitsSettings,
-    RedisSettings,
-    SecuritySettings,
     Settings,
-    WorkerSettings,
 )
 from worker.topology import load_topology
 
@@ -24,15 +19,7 @@ ROLES = ("requests", "cache_entries", "cache_index", "cache_invalidations")
 
 
 def settings(prefix: str = "") -> Settings:
-    return Settings(
-        kafka=KafkaSettings(topic_prefix=prefix),
-        clickhouse=ClickHouseSettings(url=None),
-        redis=RedisSettings(),
-        limits=LimitsSettings(),
-        security=SecuritySettings(),
-        worker=WorkerSettings(),
-        cache=CacheSettings(),
-    )
+    return default_settings(kafka=KafkaSettings(topic_prefix=prefix))
 
 
 def declare(tmp_path: Path, partitions: dict[str, int]) -> Path:
