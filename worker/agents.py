@@ -17,12 +17,21 @@ log = logging.getLogger(__name__)
 
 
 def to_record(message: Any) -> InboundRecord:
-    """A Faust consumer message as the pipeline's raw record."""
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = headers.items()
+    """A Faust consumer message as the pipeline's raw record.
+
+    Headers are kept as the broker gave them (a header's value may be None):
+    normalising every header of every request cost more than all the reads of
+    them together, and the few readers handle None themselves.
+    """
+    headers = message.headers
+    if not headers:
+        headers = ()
+    elif isinstance(headers, dict):
+        headers = tuple(headers.items())
+    elif type(headers) is not tuple:
+        headers = tuple(headers)
     timestamp = message.timestamp
-    # Positional, and the common types passed through as they are: once per request.
+    # Positional: once per request.
     return InboundRecord(
         message.topic,
         message.partition,
@@ -30,15 +39,7 @@ def to_record(message: Any) -> InboundRecord:
         int(timestamp * 1000) if timestamp else None,
         message.key,
         message.value,
-        tuple(
-            [
-                (
-                    k if type(k) is str else str(k),
-                    v if type(v) is bytes else b"" if v is None else bytes(v),
-                )
-                for k, v in headers
-            ]
-        ),
+        headers,
     )
 
 

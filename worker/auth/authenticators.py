@@ -26,6 +26,8 @@ def header(record: InboundRecord, name: str) -> str | None:
     """The first header called ``name`` as text; '' if it is not UTF-8; None if absent."""
     for key, value in record.headers:
         if key == name:
+            if value is None:
+                return ""
             try:
                 return value.decode("utf-8")
             except UnicodeDecodeError:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from worker.errors import WorkerError
     from worker.operations.base import Operation
 
-Headers = tuple[tuple[str, bytes], ...]
+#: Headers as the broker gave them: a header may have no value (None).
+Headers = tuple[tuple[str, bytes | None], ...]
 CacheStatus = Literal["hit", "miss", "bypass"]
 
 

@@ -66,6 +66,8 @@ def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
 def _claimed_header(record: InboundRecord, name: str) -> str | None:
     for key, value in record.headers:
         if key == name:
+            if value is None:
+                return None
             text = value.decode("utf-8", "replace")
             return text if _ID.fullmatch(text) else None
     return None

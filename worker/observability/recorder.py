@@ -104,9 +104,9 @@ class MetricsRecorder:
         metrics.IN_FLIGHT.set(0)
 
 
-def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str:
+def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str:
     # The worker appends its own dlq-* headers after the original ones: the last one wins.
     for key, value in reversed(headers):
         if key == name:
-            return value.decode("utf-8", "replace")
+            return "unknown" if value is None else value.decode("utf-8", "replace")
     return "unknown"

@@ -206,3 +206,16 @@ def test_hmac_mode_without_a_master_key_refuses_to_build(make_pipeline: MakePipe
         )
     with pytest.raises(ConfigurationError, match="unknown mode"):
         make_pipeline(security=SecuritySettings(auth_modes="hmac,magic"))
+
+
+def test_authentication_headers_without_a_value_are_malformed(
+    kit: KeyKit, pipeline: Pipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    good = signed(make_record, make_envelope(request_id="nv-1"), kit.create("acme"))
+    headers = tuple(
+        (name, None if name == signing.SIGNATURE_HEADER else value) for name, value in good.headers
+    )
+    body = answer(pipeline, make_record(good.value, headers=headers, key=good.key))
+    assert body["error"]["code"] == "unauthenticated"
+    assert body["error"]["details"]["reason"] == "malformed"
+    assert body["request_id"] == "nv-1"
