@@ -198,6 +198,7 @@ def build_app(settings: Settings, registry: OperationRegistry | None = None) -> 
     app = BatchApp(
         settings.worker.app_id,
         batch_feed=BatchFeed([topics.requests], max_records=settings.worker.batch_max),
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         broker=settings.kafka.broker_url,
         # TLS and SASL from KAFKA_*, exactly as every other client of the worker gets them.
         broker_credentials=faust_credentials(settings.kafka),

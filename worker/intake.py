@@ -265,6 +265,13 @@ class SeekAwareConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         await super().on_start()
         self.ledger.watch(self._ensure_consumer()._fetcher)
 
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        # Faust passes a fixed fetch_max_wait_ms of 1,500; aiokafka reads it when the
+        # consumer starts (see KafkaSettings.fetch_max_wait_ms for why it is shorter).
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast("BatchApp", self.app).fetch_max_wait_ms
+        return consumer
+
     async def _fetch_records(
         self,
         consumer: Any,
@@ -460,8 +467,12 @@ class BatchTransport(faust_aiokafka.Transport):
 class BatchApp(faust.App):
     """A Faust app whose consumer feeds :attr:`batch_feed` with whole batches."""
 
-    def __init__(self, *args: Any, batch_feed: BatchFeed, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, batch_feed: BatchFeed, fetch_max_wait_ms: int = 1500, **kwargs: Any
+    ) -> None:
         self.batch_feed = batch_feed
+        #: The longest the broker may hold a fetch of this app's consumer that finds no data.
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:

@@ -76,6 +76,17 @@ class KafkaSettings(TlsClientFiles):
             "in a fifth of the CPU time."
         ),
     )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description=(
+            "How long the broker may hold a fetch that finds no data. Faust asks for 1,500 ms; "
+            "but while the requests partitions still hold fetched records, a fetch for the "
+            "idle partitions alone (reference data) stalled the next fetch of requests for "
+            "that long, and the worker waited for input with a backlog on the broker."
+        ),
+    )
     session_timeout_s: float = Field(
         default=15.0,
         ge=6,

@@ -161,3 +161,21 @@ def test_a_file_that_is_no_certificate_is_a_configuration_error(tmp_path: Path) 
     with pytest.raises(ConfigurationError, match="KAFKA_TLS_CA_CERT") as refused:
         client_options(KafkaSettings(security_protocol="SSL", tls_ca_cert=bogus))
     assert refused.value.code == "configuration_invalid"
+
+
+@pytest.mark.asyncio
+async def test_the_worker_consumer_fetches_with_the_configured_wait(tmp_path: Path) -> None:
+    # Faust asks for 1,500 ms; a fetch of idle partitions alone would then hold back
+    # the next fetch of requests for that long.
+    assert KafkaSettings().fetch_max_wait_ms < 1500
+    settings = settings_under(
+        tmp_path,
+        kafka=KafkaSettings(fetch_max_wait_ms=37),
+        security=SecuritySettings(auth_modes="hmac", master_key=SecretStr(new_master_key())),
+    )
+    app = build_app(settings).faust
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 37
+    finally:
+        await consumer.stop()
