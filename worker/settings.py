@@ -462,6 +462,15 @@ class WorkerSettings(BaseSettings):
         description="Events Faust holds ahead of the agent before it stops fetching "
         "(backpressure); default max(4096, 2 * batch_max).",
     )
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description=(
+            "Net allocations between collections of the cycle collector's young generation "
+            "(CPython's default is 700; 0 keeps CPython's thresholds). Objects alive after "
+            "start-up are frozen out of its view either way; see worker/collector.py."
+        ),
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_stats: bool = Field(

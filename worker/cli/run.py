@@ -33,6 +33,7 @@ def run() -> None:
     WORKER_SHUTDOWN_TIMEOUT_S (exit 3 past it). Metrics and health are served on
     WORKER_WEB_HOST:WORKER_WEB_PORT (/metrics, /health/live, /health/ready).
     """
+    from worker import collector
     from worker.app import build_app
     from worker.observability.logs import configure_logging, secret_values
     from worker.shutdown import GracefulWorker
@@ -95,6 +96,8 @@ def run() -> None:
         logging_config=logging_config,
         shutdown=worker_app.shutdown,
     )
+    # Last, once start-up has made its long-lived objects: they leave the collector's view.
+    collector.tune(settings.worker.gc_young_threshold)
     # Faust's terminal spinner, enabled at WARNING and above, sets the root logger to
     # DEBUG so that it can spin on every record: every library then formats a debug
     # record per message sent. A worker has no terminal to spin on.
