@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
@@ -100,3 +101,32 @@ def test_drained_records_carry_their_tick_and_stay_a_mapping() -> None:
     drained = DrainedRecords({"p0": [1, 2]}, drained_at=7)
     assert drained == {"p0": [1, 2]}
     assert drained.drained_at == 7
+
+
+class _TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+def test_the_backlog_counts_unread_records_of_the_feeds_topics_only() -> None:
+    consumer = object.__new__(BatchConsumer)
+    consumer.app = SimpleNamespace(batch_feed=SimpleNamespace(topics=frozenset({"requests"})))
+    read = {_TP("requests", 0): 99, _TP("requests", 1): 50, _TP("catalog", 0): 0}
+    high = {_TP("requests", 0): 150, _TP("requests", 1): 51, _TP("catalog", 0): 10_000}
+    revoked = _TP("requests", 3)
+    unread = _TP("requests", 2)
+    high[unread] = 500
+
+    def highwater(tp: _TP) -> int | None:
+        if tp == revoked:
+            raise AssertionError("not assigned")
+        return high.get(tp)
+
+    consumer._read_offset = defaultdict(lambda: None, read)
+    consumer.assignment = lambda: {*read, revoked, unread}
+    consumer.highwater = highwater
+    # 100..149 beyond offset 99; none beyond 50 (51 is the next offset to be written);
+    # nothing read yet, revoked and other topics are not counted.
+    assert consumer.backlog() == 50
+    high[_TP("requests", 1)] = 40  # a stale high-water mark never counts below zero
+    assert consumer.backlog() == 50
