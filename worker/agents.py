@@ -93,14 +93,12 @@ def register_agents(worker: WorkerApp) -> None:
                 handoff.put_nowait((prepared, messages))
 
     async def delivery_loop() -> None:
-        ack = app.consumer.ack
         while True:
             prepared, messages = await handoff.get()
             try:
                 await handler.deliver(prepared)
                 # Only now, with rows stored and responses confirmed, may Faust commit.
-                for message in messages:
-                    ack(message)
+                app.consumer.ack_many(messages)
                 # Acknowledged, not committed: Faust commits acked offsets from its
                 # own task (every broker_commit_interval, or broker_commit_every
                 # acks), which cannot run before this line since nothing above

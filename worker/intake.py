@@ -27,6 +27,8 @@ from typing import Any, Protocol, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +432,50 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if message.generation_id != generation:
                     self._unacked_messages.discard(message)
         return current
+
+    def ack_many(self, messages: Iterable[Any]) -> int:
+        """Faust's :meth:`ack` of every message, under one hold of its lock.
+
+        The same bookkeeping, message by message, as Faust's: each offset counted
+        once, none below the committed offset, nothing for topics without acks.
+        One call per batch instead of one per message, whose lock, lookups and
+        wake-up cost about as much as a stage of the request flow. Returns how
+        many offsets were counted.
+        """
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        enabled: dict[str, bool] = {}
+        committed_offsets = self._committed_offset
+        acked_index = self._acked_index
+        acked = self._acked
+        forget = self._unacked_messages.discard
+        counted = 0
+        with ack_lock:
+            try:
+                for message in messages:
+                    if message.acked:
+                        continue
+                    message.acked = True
+                    topic = message.topic
+                    on = enabled.get(topic)
+                    if on is None:
+                        on = enabled[topic] = acks_enabled_for(topic)
+                    if not on:
+                        continue
+                    tp = message.tp
+                    offset = message.offset
+                    committed = committed_offsets[tp]
+                    if committed is not None and offset < committed:
+                        continue
+                    index = acked_index[tp]
+                    if offset not in index:
+                        forget(message)
+                        index.add(offset)
+                        acked[tp].append(offset)
+                        counted += 1
+            finally:
+                self._n_acked += counted
+                notify(self._waiting_for_ack)
+        return counted
 
     def backlog(self) -> int:
         """Records of the feed's topics on the broker beyond the read offsets.

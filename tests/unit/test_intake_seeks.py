@@ -130,3 +130,56 @@ def test_the_backlog_counts_unread_records_of_the_feeds_topics_only() -> None:
     assert consumer.backlog() == 50
     high[_TP("requests", 1)] = 40  # a stale high-water mark never counts below zero
     assert consumer.backlog() == 50
+
+
+def _acking(cls: type[Any], committed: int | None) -> Any:
+    """A consumer of ``cls`` with only the bookkeeping that acknowledgements touch."""
+    consumer = object.__new__(cls)
+    consumer.app = SimpleNamespace(
+        topics=SimpleNamespace(acks_enabled_for=lambda topic: topic != "no-acks")
+    )
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._committed_offset[_TP("requests", 0)] = committed
+    consumer._acked = defaultdict(list)
+    consumer._acked_index = defaultdict(set)
+    consumer._unacked_messages = set()
+    consumer._n_acked = 0
+    consumer._waiting_for_ack = None
+    return consumer
+
+
+def _messages() -> list[SimpleNamespace]:
+    def message(topic: str, partition: int, offset: int) -> SimpleNamespace:
+        return SimpleNamespace(topic=topic, tp=_TP(topic, partition), offset=offset, acked=False)
+
+    return [
+        message("requests", 0, 3),  # below the committed offset
+        message("requests", 0, 5),
+        message("requests", 0, 6),
+        message("requests", 0, 6),  # the same offset again (redelivered)
+        message("requests", 1, 9),
+        message("no-acks", 0, 1),
+    ]
+
+
+def test_acknowledging_a_batch_leaves_what_acknowledging_each_message_leaves() -> None:
+    one_by_one, batched = _acking(FaustConsumer, 5), _acking(BatchConsumer, 5)
+    first, second = _messages(), _messages()
+    for consumer, messages in ((one_by_one, first), (batched, second)):
+        for index, message in enumerate(messages):
+            message.index = index
+        consumer._unacked_messages = _Unacked(range(len(messages)))
+    counted = sum(FaustConsumer.ack(one_by_one, message) for message in first)
+    assert batched.ack_many(second) == counted == 3
+    for field in ("_acked", "_acked_index", "_n_acked"):
+        assert getattr(batched, field) == getattr(one_by_one, field), field
+    assert batched._unacked_messages == one_by_one._unacked_messages
+    assert [m.acked for m in second] == [m.acked for m in first] == [True] * 6
+    assert batched.ack_many(second) == 0, "a message is acknowledged once"
+
+
+class _Unacked(set[int]):
+    """Unacknowledged messages by their place in the batch: ``discard`` takes the message."""
+
+    def discard(self, message: Any) -> None:
+        super().discard(message.index)
