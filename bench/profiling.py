@@ -67,7 +67,7 @@ def stop(spy: subprocess.Popen[bytes]) -> None:
 # The generic stages (glue, Faust, aiokafka's connections) only take samples no
 # specific stage claims.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("aiokafka producer (send, batches, lz4)", ("aiokafka/producer/", "aiokafka/codec")),
+    ("aiokafka producer (send, batches, compression)", ("aiokafka/producer/", "aiokafka/codec")),
     ("aiokafka consumer (fetch, decode records)", ("aiokafka/consumer/",)),
     ("ClickHouse insert (clickhouse-connect, chDB)", ("clickhouse_connect/", "chdb/")),
     ("Redis client", ("redis/",)),

@@ -71,7 +71,7 @@ def test_profile_charges_library_time_to_the_stage_that_called_it(tmp_path: Path
     stages = {row["name"]: row["share"] for row in summarize(raw)["by_stage"]}
     assert stages == {
         "validate": 0.6,
-        "aiokafka producer (send, batches, lz4)": 0.3,
+        "aiokafka producer (send, batches, compression)": 0.3,
         "event loop (asyncio scheduling, select), other": 0.1,
     }
 
