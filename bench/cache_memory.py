@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import random
 import sys
@@ -37,11 +36,12 @@ import orjson
 from pydantic import BaseModel
 
 from bench.procstat import memory_mb
+from worker import collector
 from worker.cache.service import Answer, CacheRequest, Lookup, ResultCache
 from worker.cache.tables import Change, TableCacheStore
 from worker.errors import NotFoundError
 from worker.operations.registry import default_registry
-from worker.settings import CacheSettings
+from worker.settings import CacheSettings, WorkerSettings
 from worker.state.rocksdb import MemoryBudget
 from worker.state.tables import DeclaredTable
 
@@ -97,7 +97,8 @@ async def fill(entries: int, step: int, batch: int, seed: int) -> dict[str, Any]
     settings = CacheSettings()
     with tempfile.TemporaryDirectory(prefix="cache-memory-") as root:
         cache = build_cache(Path(root), settings)
-        gc.collect()
+        # The worker's collector settings, applied where the worker applies them: after start-up.
+        collector.tune(WorkerSettings().gc_young_threshold)
         start = _rss_mb()
         samples = [{"entries": 0, "rss_mb": start, "seconds": 0.0}]
         began = time.monotonic()

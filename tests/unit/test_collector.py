@@ -50,7 +50,7 @@ def test_cyclic_garbage_made_after_the_freeze_is_still_collected() -> None:
     assert gc.collect() >= 2
 
 
-def test_the_worker_collects_the_young_generation_every_50000_allocations() -> None:
-    assert WorkerSettings().gc_young_threshold == 50_000
+def test_the_worker_collects_the_young_generation_every_10000_allocations() -> None:
+    assert WorkerSettings().gc_young_threshold == 10_000
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         WorkerSettings(gc_young_threshold=-1)
