@@ -17,7 +17,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from tests.support.processes import listening, stop, wait_until_ready
 from tests.support.tls import Pki, make_pki
 from tests.support.worker import WorkerStack
 from worker.settings import KafkaSettings
@@ -146,24 +146,6 @@ def _java(libs: Path, heap: str, *args: str) -> list[str]:
     ]
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    """Until the broker logs that it started (its port may open before SCRAM users are loaded)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the broker exited ({process.returncode}):\n{_tail(log)}")
-        if "Kafka Server started" in log.read_text(errors="replace"):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-        time.sleep(0.2)
-    raise RuntimeError(f"the broker did not start within {timeout_s:g} s:\n{_tail(log)}")
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
-
-
 @contextmanager
 def secure_kafka(
     directory: Path, password: str, *, timeout_s: float = 180
@@ -201,16 +183,16 @@ def secure_kafka(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+    # Its port may open before the SCRAM users are loaded: ready once it says it started.
+    def started() -> bool:
+        return "Kafka Server started" in log.read_text(errors="replace") and listening(ports[0])
+
     try:
-        _wait_ready(ports[0], process, log, timeout_s)
+        wait_until_ready("the broker", process, started, [log], timeout_s=timeout_s, poll_s=0.2)
         yield SecureKafka(f"127.0.0.1:{ports[0]}", password, pki, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout_s=60)
 
 
 @dataclass

@@ -7,14 +7,13 @@ The default user is disabled, so every command needs the ACL user's password.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import listening, stop, wait_until_ready
 from tests.support.tls import Pki, make_pki
 from tests.support.worker import free_port
 
@@ -32,26 +31,6 @@ class TlsRedis:
     @property
     def url(self) -> str:
         return f"rediss://localhost:{self.port}/0"
-
-
-def _tail(directory: Path) -> str:
-    return "\n".join(
-        path.read_text()[-3000:]
-        for path in (directory / "redis.out", directory / "redis.log")
-        if path.exists()
-    )
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], directory: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited ({process.returncode}):\n{_tail(directory)}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not listen on {port} within 30 s:\n{_tail(directory)}")
 
 
 @contextmanager
@@ -80,13 +59,11 @@ def tls_redis(directory: Path, password: str) -> Iterator[TlsRedis]:
     ]  # fmt: skip
     with (directory / "redis.out").open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    logs = [directory / "redis.out", directory / "redis.log"]
     try:
-        _wait_listening(port, process, directory)
+        wait_until_ready(
+            "redis-server", process, lambda: listening(port), logs, timeout_s=30, poll_s=0.05
+        )
         yield TlsRedis(port, password, pki)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout_s=10)
