@@ -31,6 +31,7 @@ import orjson
 
 from worker import __version__
 from worker.auth import signing
+from worker.auth.authenticators import header
 from worker.errors import WorkerError
 from worker.flow.output import (
     DEAD_LETTER_PAYLOAD_MAX,
@@ -64,13 +65,8 @@ def _claimed(payload: dict[str, Any] | None, name: str) -> str | None:
 
 
 def _claimed_header(record: InboundRecord, name: str) -> str | None:
-    for key, value in record.headers:
-        if key == name:
-            if value is None:
-                return None
-            text = value.decode("utf-8", "replace")
-            return text if _ID.fullmatch(text) else None
-    return None
+    text = header(record, name)
+    return text if text and _ID.fullmatch(text) else None
 
 
 @functools.lru_cache(maxsize=64)
