@@ -175,6 +175,17 @@ class ClickHouseSettings(TlsClientFiles):
     insert_max_rows: int = Field(
         default=100_000, gt=0, description="Most rows in one INSERT; larger slices are split."
     )
+    insert_interval_ms: float = Field(
+        default=200.0,
+        ge=0,
+        le=60_000,
+        description=(
+            "Least time between the starts of two inserts while responses are published "
+            "first (WORKER_RESPOND_FIRST): the rows of every batch answered meanwhile go in "
+            "one insert. Longer: fewer, larger inserts and later commits; 0: insert as soon "
+            "as the previous insert is done."
+        ),
+    )
     insert_min_rows: int = Field(
         default=100,
         gt=0,
@@ -473,6 +484,23 @@ class WorkerSettings(BaseSettings):
             "peak RSS over 200,000 requests; see docs/performance.md."
         ),
     )
+    respond_first: bool = Field(
+        default=True,
+        description=(
+            "Publish a batch's responses as soon as it is processed, and insert its rows "
+            "beside that; the batch is acknowledged once both are confirmed. false: publish "
+            "only after ClickHouse confirmed the rows, so a response never precedes its row, "
+            "and every response waits for an insert."
+        ),
+    )
+    unstored_max: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Most requests answered whose rows ClickHouse has not confirmed yet; the worker "
+            "answers no more until they are stored. Default 4 * batch_max."
+        ),
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_stats: bool = Field(
@@ -533,6 +561,11 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def unstored(self) -> int:
+        """How many requests may be answered before ClickHouse confirmed their rows."""
+        return self.unstored_max or 4 * self.batch_max
 
     @property
     def stream_buffer(self) -> int:

@@ -500,11 +500,22 @@ def test_a_failing_operation_is_service_failed_and_its_dead_letters_are_redacted
     ],
     ids=["unreachable", "too-many-parts"],
 )
+@pytest.mark.parametrize("respond_first", [True, False], ids=["respond-first", "store-first"])
 def test_clickhouse_failing_is_retried_then_dead_lettered_without_rows(
-    exchange: Callable[..., Exchange], tmp_path: Path, failure: str, code: str, reason: str
+    exchange: Callable[..., Exchange],
+    tmp_path: Path,
+    *,
+    failure: str,
+    code: str,
+    reason: str,
+    respond_first: bool,
 ) -> None:
     flag = tmp_path / "clickhouse-down"
-    run = exchange(WORKER_FAULT_CLICKHOUSE_DOWN_FILE=str(flag), CLICKHOUSE_INSERT_RETRY_MAX_S="0.5")
+    run = exchange(
+        WORKER_FAULT_CLICKHOUSE_DOWN_FILE=str(flag),
+        CLICKHOUSE_INSERT_RETRY_MAX_S="0.5",
+        WORKER_RESPOND_FIRST=str(respond_first).lower(),
+    )
     # Answered first: the worker has started and migrated before ClickHouse goes away.
     before = run.send(run.stack.sign([quote("SKU-1")]))
     flag.write_text(failure)
@@ -514,6 +525,14 @@ def test_clickhouse_failing_is_retried_then_dead_lettered_without_rows(
     after = run.send(run.stack.sign([quote("SKU-3")]))
     rows = run.rows()
     logs = run.stop()
+    if respond_first:
+        # Answered before the insert failed: the answers stand, and each request's
+        # dead letter says its row is what is missing.
+        assert [orjson.loads(a.value)["status"] for a in outcome.answers] == ["ok"] * 3
+        assert all(letter.headers["dlq-answered"] == b"true" for letter in outcome.letters)
+        outcome = Outcome(answers=[], letters=outcome.letters)
+    else:
+        assert all("dlq-answered" not in letter.headers for letter in outcome.letters)
     assert_given_up(outcome, requests, code, reason)
     assert_retried(logs, code, attempt=r"ClickHouse insert of .+? \(\d+ rows\) failed")
     answered = [*before.answers, *after.answers]

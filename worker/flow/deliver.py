@@ -50,6 +50,32 @@ class Prepared:
     given_up: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A batch whose responses are published and whose rows wait for ClickHouse."""
+
+    prepared: Prepared
+    published_at: float
+    #: When the retry budget of storing its rows is spent, on the loop's clock (None: never).
+    deadline: float | None
+
+
+class _Sender:
+    """One attempt at publishing per call; a retry sends only what the broker did not confirm."""
+
+    def __init__(self, publisher: Publisher, messages: list[OutboundMessage]) -> None:
+        self._publisher = publisher
+        self.pending = messages
+
+    async def __call__(self) -> None:
+        try:
+            await self._publisher.publish(self.pending)
+        except PublishError as exc:
+            if exc.undelivered is not None:
+                self.pending = [self.pending[index] for index in exc.undelivered]
+            raise
+
+
 class BatchHandler:
     """One batch end to end. When :meth:`handle` returns, the batch may be acknowledged.
 
@@ -70,6 +96,16 @@ class BatchHandler:
     A failure inside the pipeline runs the pipeline again; rate-limit tokens
     taken by the failed attempt are not given back. An unexpected exception in
     the pipeline is a ``system_failed`` server error.
+
+    :meth:`deliver` keeps that order. :meth:`answer` and :meth:`store` split it
+    for the respond-first order (``WORKER_RESPOND_FIRST``): a batch's responses
+    are published as soon as it is processed, and the rows of the batches
+    answered meanwhile are stored together afterwards; the caller acknowledges a
+    batch once both are confirmed. A crash in between redelivers the batch: the
+    idempotency store answers it again the same way, and the sink stores its
+    rows once. If its rows are not confirmed within the retry budget, its
+    requests are dead-lettered with the database's code and ``dlq-answered``:
+    the response is out, the row is what is missing.
 
     Publishing sends again only what the broker did not confirm. Responses it
     keeps refusing (a reply topic that rejects them, say) are given up on after
@@ -155,6 +191,78 @@ class BatchHandler:
         self._faults.reached("after_publish")
         return output
 
+    async def answer(self, prepared: Prepared) -> Answered:
+        """Publish a processed batch's responses and dead letters before its rows are stored.
+
+        A batch given up on while processing has no responses: deliver it with
+        :meth:`deliver`, which stores its dead letters' rows first.
+        """
+        left = prepared.budget_left_s
+        deadline = None if left is None else asyncio.get_running_loop().time() + left
+        started = time.perf_counter()
+        await self._publish(prepared.records, prepared.output)
+        published_at = time.time()
+        self.observer.stage_finished(
+            "publish", len(prepared.records), time.perf_counter() - started
+        )
+        self._faults.reached("after_publish")
+        return Answered(prepared, published_at, deadline)
+
+    async def store(self, batches: Sequence[Answered]) -> None:
+        """Store the rows of answered ``batches`` in one write; when this returns, ack them.
+
+        The write is retried until the earliest budget of the batches is spent;
+        then every request of them is dead-lettered (``dlq-answered``), and those
+        dead letters are published for as long as it takes.
+        """
+        slices = [part for answered in batches for part in answered.prepared.output.rows]
+        deadlines = [answered.deadline for answered in batches if answered.deadline is not None]
+        size = sum(len(answered.prepared.records) for answered in batches)
+        try:
+            self._faults.reached("before_insert")
+            started = time.perf_counter()
+            await self._retrying(
+                "persist", lambda: self.sink.write(slices), min(deadlines, default=None)
+            )
+            self.observer.stage_finished("persist", size, time.perf_counter() - started)
+            self._faults.reached("after_insert")
+        except RetryBudgetSpentError as spent:
+            await self._unstored(batches, spent.error)
+        stored_at = time.time()
+        for answered in batches:
+            prepared = answered.prepared
+            self.observer.delivered(
+                prepared.records,
+                prepared.output,
+                stored_at=stored_at,
+                published_at=answered.published_at,
+            )
+
+    async def _unstored(self, batches: Sequence[Answered], error: ServerError) -> None:
+        """Dead-letter the requests of answered batches whose rows were not stored."""
+        responder = self.pipeline.responder
+        letters: list[OutboundMessage] = []
+        for answered in batches:
+            output = answered.prepared.output
+            own = [
+                responder.dead_letter(record, error, answered=True)
+                for record in answered.prepared.records
+            ]
+            # The database is what failed: the dead letters are the record of them.
+            output.rows = []
+            output.dead_letters.extend(own)
+            letters.extend(own)
+        self.dead_lettered += len(letters)
+        log.error(
+            "retry budget of %.1fs spent on [%s]; dead-lettering %d answered requests "
+            "whose rows were not stored: %s",
+            self._retry_budget_s,
+            error.code,
+            len(letters),
+            error.message,
+        )
+        await self._publish_until_confirmed(letters)
+
     def _deadline(self) -> float | None:
         """When a retry budget starting now is spent, on the loop's clock; None: never."""
         if self._retry_budget_s <= 0:
@@ -162,25 +270,19 @@ class BatchHandler:
         return asyncio.get_running_loop().time() + self._retry_budget_s
 
     async def _publish(self, records: Sequence[InboundRecord], output: BatchOutput) -> None:
-        pending = output.messages
-
-        async def attempt() -> None:
-            nonlocal pending
-            try:
-                await self.publisher.publish(pending)
-            except PublishError as exc:
-                if exc.undelivered is not None:
-                    pending = [pending[index] for index in exc.undelivered]
-                raise
-
+        send = _Sender(self.publisher, output.messages)
         try:
             # Not cancelled at the deadline: a send cut short may still land.
-            await self._retrying("publish", attempt, self._deadline(), cancel_at_deadline=False)
+            await self._retrying("publish", send, self._deadline(), cancel_at_deadline=False)
         except RetryBudgetSpentError as spent:
-            pending = self._dead_letter_refused(records, output, pending, spent.error)
+            pending = self._dead_letter_refused(records, output, send.pending, spent.error)
         else:
             return
-        await self._retrying("publish", attempt, None)
+        await self._publish_until_confirmed(pending)
+
+    async def _publish_until_confirmed(self, messages: list[OutboundMessage]) -> None:
+        """Publish ``messages`` (dead letters: a request's last stop), retrying forever."""
+        await self._retrying("publish", _Sender(self.publisher, messages), None)
 
     def _dead_letter_refused(
         self,

@@ -328,11 +328,15 @@ class Responder:
         error: WorkerError | None,
         *,
         payload: dict[str, Any] | None = None,
+        answered: bool = False,
     ) -> OutboundMessage:
         """``record`` for the dead-letter topic, with the reason in ``dlq-*`` headers.
 
         ``payload`` (the parsed value, if it parsed) is used to redact sensitive
         params; without it the value is parsed here, for the same purpose.
+        ``answered``: the request's response was published before what failed
+        (``dlq-answered: true``); replaying it stores its row and answers it again
+        from the idempotency store.
         """
         reason = error.code if error is not None else "unknown"
         message = error.message if error is not None else ""
@@ -356,6 +360,8 @@ class Responder:
             ("dlq-worker-version", __version__.encode()),
             ("dlq-redacted", ",".join(redacted).encode()),
         )
+        if answered:
+            headers = (*headers, ("dlq-answered", b"true"))
         return OutboundMessage(
             self._dead_letter_topic, record.key, value, headers, record.partition
         )

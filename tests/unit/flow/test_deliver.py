@@ -55,6 +55,13 @@ class SinkThatChecksPublishOrder(MemorySink):
         await super().write(slices)
 
 
+class HangingSink(MemorySink):
+    """A sink that never confirms, as ClickHouseSink while it retries inside :meth:`write`."""
+
+    async def write(self, slices: Sequence[PartitionRows]) -> None:
+        await asyncio.sleep(3600)
+
+
 @pytest.mark.asyncio
 async def test_the_sample_workload_gets_every_expected_outcome(
     make_pipeline: MakePipeline, make_record: MakeRecord
@@ -274,10 +281,6 @@ async def test_an_unexpected_exception_is_a_system_failure_then_a_dead_letter(
 async def test_a_database_that_never_confirms_dead_letters_without_rows(
     make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
 ) -> None:
-    class HangingSink(MemorySink):
-        async def write(self, slices: Sequence[PartitionRows]) -> None:
-            await asyncio.sleep(3600)  # as ClickHouseSink does while it retries inside
-
     publisher = MemoryPublisher()
     handler = BatchHandler(
         make_pipeline(), HangingSink(), publisher, backoff_max_s=0.01, retry_budget_s=0.2
@@ -403,3 +406,66 @@ async def test_a_database_that_fails_dead_letters_with_what_it_last_failed_with(
     [letter] = publisher.topics["dead"]
     assert dict(letter.headers)["dlq-reason"] == b"database_overloaded"
     assert b"TOO_MANY_PARTS" in dict(letter.headers)["dlq-message"]
+
+
+class CountingSink(MemorySink):
+    """A memory sink that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    async def write(self, slices: Sequence[PartitionRows]) -> None:
+        self.writes += 1
+        await super().write(slices)
+
+
+@pytest.mark.asyncio
+async def test_answered_first_the_responses_precede_the_rows_and_batches_share_one_write(
+    make_pipeline: MakePipeline, make_record: MakeRecord
+) -> None:
+    samples = workload(valid=30, invalid=9)
+    records = as_records(samples, make_record)
+    sink, publisher = CountingSink(), MemoryPublisher()
+    handler = BatchHandler(make_pipeline(), sink, publisher)
+
+    first = await handler.answer(await handler.process(records[:20]))
+    second = await handler.answer(await handler.process(records[20:]))
+    assert len(publisher.topics["responses"]) == len(samples)
+    assert sink.rows == [], "nothing stored before store()"
+
+    await handler.store([first, second])
+    assert sink.writes == 1
+    source_offset = REQUEST_COLUMNS.index("source_offset")
+    source_partition = REQUEST_COLUMNS.index("source_partition")
+    assert sorted((row[source_partition], row[source_offset]) for row in sink.rows) == sorted(
+        (record.partition, record.offset) for record in records
+    )
+    rejected = [sample for sample in samples if sample.dead_letter]
+    assert len(publisher.topics["dead"]) == len(rejected)
+    assert all("dlq-answered" not in dict(m.headers) for m in publisher.topics["dead"])
+
+
+@pytest.mark.asyncio
+async def test_answered_batches_whose_rows_are_never_confirmed_are_dead_lettered_as_answered(
+    make_pipeline: MakePipeline, make_envelope: MakeEnvelope, make_record: MakeRecord
+) -> None:
+    publisher = MemoryPublisher()
+    handler = BatchHandler(
+        make_pipeline(), HangingSink(), publisher, backoff_max_s=0.01, retry_budget_s=0.2
+    )
+    records = [make_record(make_envelope(request_id=f"r{i}")) for i in range(3)]
+    answered = await handler.answer(await handler.process(records))
+    assert [orjson.loads(m.value)["status"] for m in publisher.topics["responses"]] == ["ok"] * 3
+
+    await handler.store([answered])
+
+    letters = publisher.topics["dead"]
+    assert [letter.key for letter in letters] == [record.key for record in records]
+    for letter in letters:
+        headers = dict(letter.headers)
+        assert headers["dlq-reason"] == b"database_unavailable"
+        assert headers["dlq-answered"] == b"true"
+    assert answered.prepared.output.rows == [], "the database failed: no rows"
+    assert len(publisher.topics["responses"]) == 3, "the responses stay published"
+    assert handler.dead_lettered == 3
