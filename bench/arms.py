@@ -30,6 +30,7 @@ from bench.procs import (
     Proc,
     WorkerSpec,
     query_rows,
+    rows_stored,
     spawn,
     spawn_worker,
     stage_seconds,
@@ -147,6 +148,25 @@ async def _wait(
         await asyncio.sleep(0.25)
 
 
+async def _wait_for_rows(label: str, specs: Sequence[WorkerSpec], n: int) -> float | None:
+    """When ClickHouse confirmed the last of ``n`` rows, from the workers' ``/metrics``.
+
+    Responses go out before their rows are inserted, so the last rows may still be
+    on their way when the last response arrived. None: a worker that does not
+    report insert times (an older revision, which stored rows before answering).
+    """
+    deadline = time.monotonic() + 120
+    while True:
+        stored = [await asyncio.to_thread(rows_stored, spec) for spec in specs]
+        if not any(last for _, last in stored):
+            return None
+        if sum(rows for rows, _ in stored) >= n:
+            return max(last for _, last in stored)
+        if time.monotonic() > deadline:
+            raise ArmError(f"{label}: ClickHouse confirmed only {stored} of {n} rows")
+        await asyncio.sleep(0.05)
+
+
 def _sampler(ctx: Context, procs: Sequence[Proc]) -> Sampler:
     pids = {p.label: p.pid for p in procs}
     pids.update(ctx.service_pids)
@@ -206,6 +226,7 @@ async def worker_arm(
             task = ctx.progress.add_task(label, total=n)
             want = {responses: n, dead_letters: ctx.load.dead_letters}
             counts = await _wait(label, out, want, procs, ctx=ctx, task=task, on_counts=attach)
+            last_stored = await _wait_for_rows(label, specs, n)
             if spy:
                 await asyncio.to_thread(profiling.stop, spy[0])
             peaks = [memory_mb(p.pid).get("VmHWM", float("nan")) for p in procs]
@@ -216,7 +237,7 @@ async def worker_arm(
     finally:
         await _stop_all(procs)
     rows = [await asyncio.to_thread(query_rows, spec) for spec in specs]
-    collected = _Collected(procs, specs, sampler, peaks, counts, outputs, rows)
+    collected = _Collected(procs, specs, sampler, peaks, counts, outputs, rows, last_stored)
     result = _worker_result(label, n, collected, responses)
     result.details["stage_seconds"] = stages
     return result
@@ -233,6 +254,8 @@ class _Collected:
     counts: dict[str, int]
     outputs: list[Output]
     rows: list[dict[str, Any]]
+    #: When ClickHouse confirmed the last insert (None: not reported; see _wait_for_rows).
+    last_stored: float | None
 
 
 def _worker_result(label: str, n: int, got: _Collected, responses_topic: str) -> ArmResult:
@@ -255,6 +278,8 @@ def _worker_result(label: str, n: int, got: _Collected, responses_topic: str) ->
     first = min(received)
     last_published = max(record.appended_ms for record in outputs) / 1000
     last_row = max(int(r["last_processed_ms"]) for r in rows) / 1000
+    if got.last_stored is not None:
+        last_row = max(last_row, got.last_stored)
     end = max(last_published, last_row)
     # With several processes, count only from the moment the last of them started
     # consuming (a process that joins later makes the group rebalance first). A

@@ -153,13 +153,28 @@ def query_rows(spec: WorkerSpec) -> dict[str, object]:
     return row
 
 
-def stage_seconds(spec: WorkerSpec) -> dict[str, float]:
-    """Seconds the worker spent in each stage so far, from its ``/metrics`` (all batches)."""
+def _metrics(spec: WorkerSpec) -> list[str]:
+    """The lines of the worker's ``/metrics``."""
     url = f"http://127.0.0.1:{spec.env['WORKER_WEB_PORT']}/metrics"
     with urllib.request.urlopen(url, timeout=10) as reply:
-        text = reply.read().decode()
+        return str(reply.read().decode()).splitlines()
+
+
+def rows_stored(spec: WorkerSpec) -> tuple[int, float]:
+    """``requests`` rows ClickHouse confirmed so far, and when it confirmed the last insert."""
+    rows, last = 0, 0.0
+    for line in _metrics(spec):
+        if line.startswith('worker_clickhouse_inserted_rows_total{table="requests"}'):
+            rows = int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith('worker_clickhouse_last_insert_timestamp_seconds{table="requests"}'):
+            last = float(line.rsplit(" ", 1)[1])
+    return rows, last
+
+
+def stage_seconds(spec: WorkerSpec) -> dict[str, float]:
+    """Seconds the worker spent in each stage so far, from its ``/metrics`` (all batches)."""
     out: dict[str, float] = {}
-    for line in text.splitlines():
+    for line in _metrics(spec):
         if line.startswith("worker_stage_duration_seconds_sum{"):
             labels, value = line.rsplit(" ", 1)
             stage = labels.split('stage="', 1)[1].split('"', 1)[0]

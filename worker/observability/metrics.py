@@ -303,6 +303,12 @@ INSERTED_ROWS = Counter(
     "Rows ClickHouse confirmed.",
     ["table"],
 )
+LAST_INSERT = Gauge(
+    "worker_clickhouse_last_insert_timestamp_seconds",
+    "When ClickHouse last confirmed an INSERT (Unix time): with responses published "
+    "first, rows are stored up to CLICKHOUSE_INSERT_INTERVAL_MS and an insert later.",
+    ["table"],
+)
 CLICKHOUSE_RETRIES = Counter(
     "worker_clickhouse_retries_total",
     "Failed insert attempts of a chunk, each retried, by reason (unavailable, overloaded).",

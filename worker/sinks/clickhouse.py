@@ -237,6 +237,7 @@ class ClickHouseSink:
         metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INSERT_ROWS.labels(table).observe(len(rows))
         metrics.INSERTED_ROWS.labels(table).inc(len(rows))
+        metrics.LAST_INSERT.labels(table).set(time.time())
 
     def _load_high_water(self, topic: str) -> dict[int, int]:
         # Answered from the source_positions projection (migration 0003), not a scan.

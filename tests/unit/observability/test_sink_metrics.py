@@ -16,6 +16,7 @@ EXPECTED = {
     "worker_clickhouse_buffered_rows": "gauge",
     "worker_clickhouse_pause_seconds": "gauge",
     "worker_clickhouse_insert_max_rows": "gauge",
+    "worker_clickhouse_last_insert_timestamp_seconds": "gauge",
 }
 
 

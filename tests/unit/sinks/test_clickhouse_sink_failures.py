@@ -6,6 +6,7 @@ On embedded chDB, with failures injected around the real client.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,12 @@ async def test_confirmed_inserts_are_timed_and_counted(
     timed = sample("worker_clickhouse_insert_seconds_count", table="requests")
     rows = sample("worker_clickhouse_inserted_rows_total", table="requests")
     dead = sample("worker_clickhouse_inserted_rows_total", table="dead_letters")
+    before = time.time()
     await sink.write([make_slice(range(7), dead=[1, 2]), make_slice(range(3), partition=1)])
+    after = time.time()
+    for table in ("requests", "dead_letters"):
+        confirmed = sample("worker_clickhouse_last_insert_timestamp_seconds", table=table)
+        assert before <= confirmed <= after
     # Both partitions' slices fit in one block: one insert per table for the batch.
     assert sample("worker_clickhouse_insert_seconds_count", table="requests") == timed + 1
     assert sample("worker_clickhouse_inserted_rows_total", table="requests") == rows + 10
