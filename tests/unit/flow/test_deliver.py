@@ -408,25 +408,14 @@ async def test_a_database_that_fails_dead_letters_with_what_it_last_failed_with(
     assert b"TOO_MANY_PARTS" in dict(letter.headers)["dlq-message"]
 
 
-class CountingSink(MemorySink):
-    """A memory sink that counts its writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes = 0
-
-    async def write(self, slices: Sequence[PartitionRows]) -> None:
-        self.writes += 1
-        await super().write(slices)
-
-
 @pytest.mark.asyncio
 async def test_answered_first_the_responses_precede_the_rows_and_batches_share_one_write(
     make_pipeline: MakePipeline, make_record: MakeRecord
 ) -> None:
     samples = workload(valid=30, invalid=9)
     records = as_records(samples, make_record)
-    sink, publisher = CountingSink(), MemoryPublisher()
+    publisher = MemoryPublisher()
+    sink = SinkThatChecksPublishOrder(publisher)
     handler = BatchHandler(make_pipeline(), sink, publisher)
 
     first = await handler.answer(await handler.process(records[:20]))
@@ -435,7 +424,8 @@ async def test_answered_first_the_responses_precede_the_rows_and_batches_share_o
     assert sink.rows == [], "nothing stored before store()"
 
     await handler.store([first, second])
-    assert sink.writes == 1
+    published = len(samples) + sum(sample.dead_letter for sample in samples)
+    assert sink.published_before_write == [published], "one write, after every publish"
     source_offset = REQUEST_COLUMNS.index("source_offset")
     source_partition = REQUEST_COLUMNS.index("source_partition")
     assert sorted((row[source_partition], row[source_offset]) for row in sink.rows) == sorted(
