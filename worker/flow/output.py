@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -134,13 +135,15 @@ class PartitionRows:
                 part.add_dead_letter(letter, offset)
         return part
 
-    def above(self, offset: int) -> PartitionRows | None:
-        """The rows past ``offset`` (the high-water mark already stored), or None."""
-        if self.first_offset > offset:
+    def without(self, stored: Collection[int]) -> PartitionRows | None:
+        """The rows whose offsets are not in ``stored`` (already held), or None if none is left."""
+        if not stored:
             return self
-        keep = {source for source in self.offsets if source > offset}
+        keep = {source for source in self.offsets if source not in stored}
         if not keep:
             return None
+        if len(keep) == len(self.offsets):
+            return self
         return self._subset(keep)
 
     def chunks(self, max_rows: int) -> list[PartitionRows]:

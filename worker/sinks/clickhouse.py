@@ -49,8 +49,9 @@ class ClickHouseSink:
     each carrying an ``insert_deduplication_token`` that names the table and
     every slice's topic, partition and first and last offsets, so a retried
     block is stored once. Rows at or below the stored high-water offset of
-    their partition are skipped, so a redelivered batch cut differently is
-    stored once too.
+    their partition are skipped once the table is found to hold their offsets,
+    so a redelivered batch cut differently is stored once too, and a record
+    handed over after a later one of its partition is still stored.
 
     A failed insert is retried, with the same block and token, with capped
     exponential backoff, for as long as it takes: :meth:`write` does not return
@@ -184,7 +185,8 @@ class ClickHouseSink:
             marks = self._high_water.get(chunk.topic)
             if marks is None:
                 marks = self._load_high_water(chunk.topic)
-            part = chunk.above(marks.get(chunk.partition, -1))
+            mark = marks.get(chunk.partition, -1)
+            part = chunk if chunk.first_offset > mark else chunk.without(self._stored(chunk, mark))
             skipped += len(chunk.rows) - (len(part.rows) if part is not None else 0)
             if part is not None:
                 fresh.append(part)
@@ -238,6 +240,42 @@ class ClickHouseSink:
         metrics.INSERT_ROWS.labels(table).observe(len(rows))
         metrics.INSERTED_ROWS.labels(table).inc(len(rows))
         metrics.LAST_INSERT.labels(table).set(time.time())
+
+    def _stored(self, chunk: PartitionRows, mark: int) -> set[int]:
+        """Which of ``chunk``'s offsets at or below ``mark`` the table holds.
+
+        Usually all of them: a batch consumed again after a crash. But a partition's
+        records can be handed over out of order around a rebalance (a later record
+        processed before the seek to the committed offset brings an earlier one), so
+        an offset below the mark is skipped only once the table is known to hold it.
+        Asked only for chunks reaching down to the mark, answered with the help of
+        the ``source_offset`` minmax index (migration 0007).
+        """
+        below = [offset for offset in chunk.offsets if offset <= mark]
+        # The table name is built from a validated identifier (ClickHouseSettings.database).
+        result = self._client.query(
+            f"SELECT DISTINCT source_offset FROM {self._database}.requests "  # noqa: S608
+            "WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32} "
+            "AND source_offset BETWEEN {first:UInt64} AND {last:UInt64}",
+            parameters={
+                "topic": chunk.topic,
+                "partition": chunk.partition,
+                "first": min(below),
+                "last": max(below),
+            },
+        )
+        stored = {int(offset) for (offset,) in result.result_rows}
+        missing = [offset for offset in below if offset not in stored]
+        if missing:
+            log.info(
+                "storing %d rows of %s[%d] below its high-water offset %d, never stored: %s",
+                len(missing),
+                chunk.topic,
+                chunk.partition,
+                mark,
+                ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else ""),
+            )
+        return stored
 
     def _load_high_water(self, topic: str) -> dict[int, int]:
         # Answered from the source_positions projection (migration 0003), not a scan.

@@ -10,7 +10,7 @@ from worker.sinks.base import DEAD_LETTERS_TABLE, REQUESTS_TABLE, Block, dedup_t
 
 
 class MemorySink:
-    """Keeps rows in lists; remembers tokens and high-water offsets like the real sink.
+    """Keeps rows in lists; remembers tokens, high-water and stored offsets like the real sink.
 
     ``insert_max_rows`` packs slices into blocks exactly as :class:`ClickHouseSink`
     does, so the same writes produce the same tokens in both.
@@ -20,7 +20,10 @@ class MemorySink:
         self.rows: list[RequestRow] = []
         self.dead_letters: list[DeadLetterRow] = []
         self.tokens: set[str] = set()
+        #: The cached positions: the highest offset written per topic-partition.
         self.high_water: dict[tuple[str, int], int] = {}
+        #: What the "table" holds: the offsets stored per topic-partition.
+        self.offsets: dict[tuple[str, int], set[int]] = {}
         self.insert_max_rows = insert_max_rows
         self.inserts = 0
         self.deduplicated = 0
@@ -34,11 +37,7 @@ class MemorySink:
             self._write_block(block)
 
     def _write_block(self, block: Block) -> None:
-        fresh = [
-            part
-            for chunk in block
-            if (part := chunk.above(self.high_water.get((chunk.topic, chunk.partition), -1)))
-        ]
+        fresh = [part for chunk in block if (part := self._unstored(chunk))]
         if not fresh:
             self.deduplicated += 1
             return
@@ -55,10 +54,19 @@ class MemorySink:
         else:
             self.tokens.add(token)
             self.rows.extend(row for part in fresh for row in part.rows)
+            for part in fresh:
+                self.offsets.setdefault((part.topic, part.partition), set()).update(part.offsets)
             self.inserts += 1
         for part in fresh:
             key = (part.topic, part.partition)
             self.high_water[key] = max(self.high_water.get(key, -1), part.last_offset)
+
+    def _unstored(self, chunk: PartitionRows) -> PartitionRows | None:
+        # As ClickHouseSink: below the mark, only offsets the "table" holds are skipped.
+        key = (chunk.topic, chunk.partition)
+        if chunk.first_offset > self.high_water.get(key, -1):
+            return chunk
+        return chunk.without(self.offsets.get(key, set()))
 
     async def ping(self) -> None:
         return None

@@ -205,26 +205,57 @@ def test_retention_sets_changes_and_removes_each_ttl_only_when_needed(
     assert apply_retention(client, db, Retention(0, 0, 0)) == []
 
 
-def test_the_high_water_read_is_answered_by_the_positions_projection(
-    open_chdb: OpenChdb,
-    chdb_settings: Callable[[], ClickHouseSettings],
-    make_slice: Callable[..., PartitionRows],
-) -> None:
-    settings = chdb_settings()
-    client = open_chdb(settings)
-    migrate(client, settings.database)
-    part = make_slice(range(30))
+def insert_requests(client: Any, database: str, part: PartitionRows) -> None:
+    """One insert of ``part``'s rows, as one part of the table."""
     client.insert(
-        f"{settings.database}.requests",
+        f"{database}.requests",
         [list(column) for column in zip(*part.rows, strict=True)],
         column_names=REQUEST_COLUMNS,
         column_oriented=True,
     )
+
+
+@pytest.fixture
+def migrated(
+    open_chdb: OpenChdb, chdb_settings: Callable[[], ClickHouseSettings]
+) -> tuple[Any, str]:
+    """A chDB client, and its database with every migration applied."""
+    settings = chdb_settings()
+    client = open_chdb(settings)
+    migrate(client, settings.database)
+    return client, settings.database
+
+
+def test_the_high_water_read_is_answered_by_the_positions_projection(
+    migrated: tuple[Any, str], make_slice: Callable[..., PartitionRows]
+) -> None:
+    client, database = migrated
+    insert_requests(client, database, make_slice(range(30)))
     plan = client.query(
-        f"EXPLAIN SELECT source_partition, max(source_offset) FROM {settings.database}.requests "  # noqa: S608
+        f"EXPLAIN SELECT source_partition, max(source_offset) FROM {database}.requests "  # noqa: S608
         "WHERE source_topic = 'requests' GROUP BY source_partition"
     ).result_rows
     assert any("ReadFromMergeTree (source_positions)" in line for (line,) in plan), plan
+
+
+def test_the_stored_offsets_lookup_is_narrowed_by_the_source_offset_index(
+    migrated: tuple[Any, str], make_slice: Callable[..., PartitionRows]
+) -> None:
+    client, database = migrated
+    for offsets in (range(30), range(30, 60)):
+        insert_requests(client, database, make_slice(offsets))
+    plan = "\n".join(
+        line
+        for (line,) in client.query(
+            f"EXPLAIN indexes = 1 SELECT DISTINCT source_offset FROM {database}.requests "  # noqa: S608
+            "WHERE source_topic = 'requests' AND source_partition = 0 "
+            "AND source_offset BETWEEN 40 AND 45"
+        ).result_rows
+    )
+    assert "source_offset_minmax" in plan, plan
+    # Of the two parts, the one holding offsets 0 to 29 is skipped.
+    index = plan[plan.index("source_offset_minmax") :]
+    assert "Parts: 1/2" in index, plan
 
 
 def test_upgrading_a_database_with_rows_backfills_the_usage_views_once(

@@ -14,16 +14,14 @@ class TestPartitionRows:
         part = make_slice([7, 5, 9, 6])
         assert (part.first_offset, part.last_offset) == (5, 9)
 
-    def test_above_a_mark_below_the_slice_is_the_slice_itself(self, make_slice: MakeSlice) -> None:
+    def test_without_nothing_stored_is_the_slice_itself(self, make_slice: MakeSlice) -> None:
         part = make_slice(range(5, 10))
-        assert part.above(4) is part
-        assert part.above(-1) is part
+        assert part.without(set()) is part
+        assert part.without({1, 2, 11}) is part
 
-    def test_above_a_mark_inside_the_slice_keeps_only_the_later_rows(
-        self, make_slice: MakeSlice
-    ) -> None:
+    def test_without_some_offsets_keeps_only_the_others(self, make_slice: MakeSlice) -> None:
         part = make_slice(range(5, 10), topic="t", partition=2)
-        fresh = part.above(7)
+        fresh = part.without({5, 6, 7})
         assert fresh is not None
         assert (fresh.topic, fresh.partition) == ("t", 2)
         assert fresh.offsets == [8, 9]
@@ -32,23 +30,29 @@ class TestPartitionRows:
         # The original slice is left whole.
         assert part.offsets == [5, 6, 7, 8, 9]
 
-    def test_above_a_mark_at_or_past_the_last_offset_is_none(self, make_slice: MakeSlice) -> None:
+    def test_without_a_hole_keeps_the_rows_on_both_sides(self, make_slice: MakeSlice) -> None:
         part = make_slice(range(5, 10))
-        assert part.above(9) is None
-        assert part.above(100) is None
+        fresh = part.without({7})
+        assert fresh is not None
+        assert fresh.offsets == [5, 6, 8, 9]
 
-    def test_above_keeps_rows_and_offsets_paired_when_out_of_order(
+    def test_without_every_offset_is_none(self, make_slice: MakeSlice) -> None:
+        part = make_slice(range(5, 10))
+        assert part.without(set(range(5, 10))) is None
+        assert part.without(set(range(100))) is None
+
+    def test_without_keeps_rows_and_offsets_paired_when_out_of_order(
         self, make_slice: MakeSlice
     ) -> None:
         part = make_slice([9, 3, 8, 4])
-        fresh = part.above(5)
+        fresh = part.without({3, 4})
         assert fresh is not None
         assert fresh.offsets == [9, 8]
         assert [row[REQUEST_COLUMNS.index("source_offset")] for row in fresh.rows] == [9, 8]
 
-    def test_above_keeps_the_dead_letters_past_the_mark(self, make_slice: MakeSlice) -> None:
+    def test_without_keeps_the_dead_letters_of_the_rows_kept(self, make_slice: MakeSlice) -> None:
         part = make_slice(range(10), dead=[2, 6, 9])
-        fresh = part.above(5)
+        fresh = part.without(set(range(6)))
         assert fresh is not None
         assert fresh.dead_letter_offsets == [6, 9]
         assert [letter[8] for letter in fresh.dead_letters] == [6, 9]

@@ -1,7 +1,8 @@
 """The row sink contract, checked against the in-memory sink and ClickHouse on embedded chDB.
 
-Both must store a slice once however often it is written, and skip the rows of
-a redelivered batch that are at or below what a partition already holds.
+Both must store a slice once however often it is written, skip the rows of a
+redelivered batch that a partition already holds, and store the rows below a
+partition's highest stored offset that it does not hold.
 """
 
 from __future__ import annotations
@@ -233,10 +234,11 @@ async def test_partitions_and_topics_keep_their_own_positions(
             make_slice(range(98, 106)),
         ]
     )
-    # 98 and 99 are below the partition's high-water mark (104): a redelivery, skipped.
+    # 100 to 104 are stored already: skipped. 98 and 99 are below the partition's
+    # high-water mark (104) but were never stored: kept.
     assert await under_test.stored() == sorted(
         [
-            *positions(range(100, 106)),
+            *positions(range(98, 106)),
             *positions(range(3), partition=1),
             *positions(range(3), topic="other"),
         ]
@@ -423,3 +425,26 @@ async def test_clickhouse_ping_fails_when_the_server_cannot_be_reached() -> None
             await sink.ping()
     finally:
         await sink.close()
+
+
+@pytest.mark.asyncio
+async def test_a_record_handed_over_after_later_ones_is_stored(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    # Around a rebalance: 447 and 448 were processed before the seek to the committed
+    # offset (446) brought 446 and them again.
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice([447, 448])])
+    await under_test.sink.write([make_slice(range(446, 470))])
+    assert await under_test.stored() == positions(range(446, 470))
+
+
+@pytest.mark.asyncio
+async def test_holes_below_the_mark_are_filled_and_nothing_is_stored_twice(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write([make_slice([0, 1, 5, 9])])
+    await under_test.sink.write([make_slice([1, 2, 3, 9])])
+    await under_test.sink.write([make_slice(range(12))])
+    assert await under_test.stored() == positions(range(12))
