@@ -321,9 +321,44 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> SeekAwareConsumerThread:
         return SeekAwareConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    #: The committed offsets of the partitions being revoked (see on_partitions_revoked).
+    _revoked_committed: Mapping[Any, int | None] = {}
+
     def _new_offset(self, tp: Any) -> int | None:
-        unique_acknowledgements(self._acked[tp], self._gap[tp])
+        """The offset to commit: the end of the acknowledged run that starts at the committed one.
+
+        Faust commits the first run of consecutive acknowledgements wherever it
+        starts: when the committed offset is unknown (forgotten at a revocation),
+        or when only the committed offset itself is missing (its check is one
+        off). But a partition's records can be handed over out of order: around
+        a rebalance a later record may be processed before the seek to the
+        committed offset brings the earlier ones. Committing past a record not
+        processed yet would lose it, so nothing is committed until the record at
+        the committed offset is acknowledged (or known absent: a gap). So for
+        the topics read in batches; the others take Faust's path and its rule.
+        """
+        acked = self._acked[tp]
+        unique_acknowledgements(acked, self._gap[tp])
+        if acked and tp.topic in cast("BatchApp", self.app).batch_feed.topics:
+            committed = self._committed_offset[tp]
+            if committed is None:
+                committed = self._revoked_committed.get(tp)
+            if committed is not None and min(acked) > committed:
+                return None
         return super()._new_offset(tp)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        # Faust takes a partition sought to its committed offset C as read up to C, as
+        # if the record at C had been read. When C holds no record (a transaction's
+        # marker, say), the first record read is then not seen to follow a gap, C is
+        # never acknowledged, and the partition would never be committed again. Read
+        # up to C - 1: a first record past C marks C onwards as a gap.
+        topics = cast("BatchApp", self.app).batch_feed.topics
+        read = self._read_offset
+        for tp, committed in self._committed_offset.items():
+            if tp.topic in topics and committed and read.get(tp) == committed:
+                read[tp] = committed - 1
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         # Faust forgets the acknowledged offsets of revoked partitions first and commits
@@ -333,11 +368,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # the flow stops only in Faust's handler, so batches finishing during the commit
         # are committed by the next round, not forgotten.
         await commit_acknowledged(self, revoked)
-        await super().on_partitions_revoked(revoked)
-        # Faust's handler then waits for the batches in flight and commits once more,
-        # but that commit is skipped while another one runs (the fetch loop's or the
-        # timer's), and what those batches acknowledged would be left to the next owner.
-        await commit_acknowledged(self, revoked)
+        # Faust forgets their committed offsets too, before its handler commits what the
+        # batches in flight acknowledge: kept here, so those commits still start there.
+        self._revoked_committed = {tp: self._committed_offset.get(tp) for tp in revoked}
+        try:
+            await super().on_partitions_revoked(revoked)
+            # Faust's handler then waits for the batches in flight and commits once more,
+            # but that commit is skipped while another one runs (the fetch loop's or the
+            # timer's), and what those batches acknowledged would be left to the next owner.
+            await commit_acknowledged(self, revoked)
+        finally:
+            self._revoked_committed = {}
 
     async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901, PLR0912 - mirrors Faust's loop
         feed = cast("BatchApp", self.app).batch_feed

@@ -79,9 +79,32 @@ def test_batches_acknowledged_during_faust_s_revocation_handler_are_committed(
     consumer: Any = object.__new__(BatchConsumer)
     fake = Consumer(finishing=[])
     consumer._acked = fake._acked
+    consumer._committed_offset = defaultdict(lambda: None, {"p0": 5419})
     consumer.commit = fake.commit
     consumer.maybe_wait_for_commit_to_finish = fake.maybe_wait_for_commit_to_finish
     fake._acked["p0"].extend([5419, 5420])
     asyncio.run(consumer.on_partitions_revoked({"p0"}))
     assert fake.committed == {"p0": 5661}, "the next owner starts after the last batch"
     assert not fake._acked["p0"]
+
+
+def test_the_committed_offsets_of_revoked_partitions_are_kept_while_faust_s_handler_commits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[int | None] = []
+
+    async def faust_handler(self: Any, revoked: set[str]) -> None:
+        for tp in revoked:
+            self._committed_offset.pop(tp, None)
+        seen.append(self._revoked_committed.get("p0"))
+
+    monkeypatch.setattr(FaustConsumer, "on_partitions_revoked", faust_handler)
+    consumer: Any = object.__new__(BatchConsumer)
+    fake = Consumer(finishing=[])
+    consumer._acked = fake._acked
+    consumer._committed_offset = defaultdict(lambda: None, {"p0": 5419, "p1": 7})
+    consumer.commit = fake.commit
+    consumer.maybe_wait_for_commit_to_finish = fake.maybe_wait_for_commit_to_finish
+    asyncio.run(consumer.on_partitions_revoked({"p0"}))
+    assert seen == [5419]
+    assert consumer._revoked_committed == {}, "kept only for the revocation"

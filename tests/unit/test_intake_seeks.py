@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
+import pytest
 from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
 from worker.intake import BatchConsumer, DrainedRecords, SeekLedger, unique_acknowledgements
 
 
+class _TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+#: The partition the bookkeeping tests follow, of the topic read in batches.
+P = _TP("requests", 0)
+
+
 def bookkeeping(
     cls: type[Any], committed: int, gaps: list[tuple[int, int]], acked: list[int]
 ) -> Any:
-    """A consumer of ``cls`` with only Faust's offset bookkeeping for partition ``p``."""
+    """A consumer of ``cls`` with only Faust's offset bookkeeping for partition ``P``."""
     consumer = object.__new__(cls)
+    consumer.app = SimpleNamespace(batch_feed=SimpleNamespace(topics=frozenset({"requests"})))
     consumer._acked = defaultdict(list)
     consumer._acked_index = defaultdict(set)
     consumer._gap = defaultdict(IntervalTree)
     consumer._committed_offset = defaultdict(lambda: None)
-    consumer._committed_offset["p"] = committed
+    consumer._committed_offset[P] = committed
     for begin, end in gaps:
-        consumer._gap["p"].addi(begin, end)
-    consumer._acked["p"].extend(acked)
-    consumer._acked_index["p"].update(acked)
+        consumer._gap[P].addi(begin, end)
+    consumer._acked[P].extend(acked)
+    consumer._acked_index[P].update(acked)
     return consumer
 
 
@@ -33,10 +45,10 @@ def commits(consumer: Any, rounds: int) -> list[int | None]:
     """The offsets ``rounds`` commits would take, each advancing the committed offset."""
     taken = []
     for _ in range(rounds):
-        offset = consumer._new_offset("p")
+        offset = consumer._new_offset(P)
         taken.append(offset)
         if offset is not None:
-            consumer._committed_offset["p"] = offset
+            consumer._committed_offset[P] = offset
     return taken
 
 
@@ -46,6 +58,40 @@ def test_an_offset_that_is_a_gap_and_acknowledged_no_longer_makes_commits_creep(
     faust = commits(bookkeeping(FaustConsumer, 10, [(11, 14)], acked), 3)
     assert faust[:2] == [12, 13], "Faust's own count breaks its run at every doubled offset"
     assert commits(bookkeeping(BatchConsumer, 10, [(11, 14)], acked), 3) == [16, None, None]
+
+
+def test_nothing_is_committed_past_a_record_not_acknowledged_at_the_committed_offset() -> None:
+    # Around a rebalance 447 and 448 were processed before the seek to the committed
+    # offset (446) brought 446 again: Faust's check, one off, would commit past 446.
+    assert commits(bookkeeping(FaustConsumer, 446, [], [447, 448]), 1) == [449]
+    consumer = bookkeeping(BatchConsumer, 446, [], [447, 448])
+    assert commits(consumer, 2) == [None, None]
+    consumer._acked[P].append(446)
+    assert commits(consumer, 2) == [449, None]
+
+
+def test_other_topics_keep_faust_s_commits() -> None:
+    # They take Faust's path, record by record; their read offsets are Faust's own.
+    consumer = bookkeeping(BatchConsumer, 446, [], [447, 448])
+    consumer.app.batch_feed.topics = frozenset({"elsewhere"})
+    assert commits(consumer, 1) == [449]
+
+
+def test_a_gap_at_the_committed_offset_lets_the_commit_pass() -> None:
+    # 446 holds no record (a transaction marker): the fetch loop took it for a gap.
+    assert commits(bookkeeping(BatchConsumer, 446, [(446, 447)], [447, 448]), 1) == [449]
+
+
+def test_the_committed_offset_forgotten_at_a_revocation_still_holds_the_commit() -> None:
+    faust = bookkeeping(FaustConsumer, 446, [], [447, 448])
+    faust._committed_offset[P] = None  # Faust forgets it before its handler commits
+    assert faust._new_offset(P) == 449
+    consumer = bookkeeping(BatchConsumer, 446, [], [447, 448])
+    consumer._committed_offset[P] = None
+    consumer._revoked_committed = {P: 446}
+    assert consumer._new_offset(P) is None
+    consumer._acked[P].insert(0, 446)
+    assert consumer._new_offset(P) == 449
 
 
 def test_folding_keeps_gaps_above_the_highest_acknowledgement_for_later() -> None:
@@ -101,11 +147,6 @@ def test_drained_records_carry_their_tick_and_stay_a_mapping() -> None:
     drained = DrainedRecords({"p0": [1, 2]}, drained_at=7)
     assert drained == {"p0": [1, 2]}
     assert drained.drained_at == 7
-
-
-class _TP(NamedTuple):
-    topic: str
-    partition: int
 
 
 def test_the_backlog_counts_unread_records_of_the_feeds_topics_only() -> None:
@@ -183,3 +224,24 @@ class _Unacked(set[int]):
 
     def discard(self, message: Any) -> None:
         super().discard(message.index)
+
+
+def test_a_partition_sought_to_its_committed_offset_reads_on_from_the_one_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    requests, later, other = _TP("requests", 0), _TP("requests", 1), _TP("catalog", 0)
+
+    async def faust_perform_seek(self: Any) -> None:
+        # What Faust's seek leaves: read and committed offsets set to the committed ones.
+        self._read_offset.update({requests: 446, other: 12})
+        self._committed_offset.update({requests: 446, other: 12})
+
+    monkeypatch.setattr(FaustConsumer, "perform_seek", faust_perform_seek)
+    consumer: Any = object.__new__(BatchConsumer)
+    consumer.app = SimpleNamespace(batch_feed=SimpleNamespace(topics=frozenset({"requests"})))
+    consumer._read_offset = defaultdict(lambda: None, {later: 90})
+    consumer._committed_offset = defaultdict(lambda: None, {later: 80})
+    asyncio.run(consumer.perform_seek())
+    # A first record at 448 now follows a gap (446, 447); read offsets past the
+    # committed one, and other topics' (which take Faust's path), are left alone.
+    assert dict(consumer._read_offset) == {requests: 445, later: 90, other: 12}
