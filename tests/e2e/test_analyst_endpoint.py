@@ -153,6 +153,11 @@ def test_curl_works_and_writes_settings_changes_and_wrong_passwords_are_refused(
     stack.start()
     info = stack.endpoint()
     responses_of(stack, len(samples))
+    client = analyst_client(info)
+    try:
+        assert rows_reach(client, len(samples)) == len(samples)
+    finally:
+        client.close()
     auth = f"{USER}:{PASSWORD}"
 
     status, headers, body = curl(
