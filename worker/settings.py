@@ -485,14 +485,13 @@ class WorkerSettings(BaseSettings):
         ),
     )
     respond_first: bool = Field(
-        default=False,
+        default=True,
         description=(
             "Publish a batch's responses as soon as it is processed, and insert its rows "
             "beside that; the batch is acknowledged once both are confirmed (far lower "
-            "latency, see docs/performance.md). false (the default): publish only after "
-            "ClickHouse confirmed the rows, so a response never precedes its row. Not the "
-            "default yet: one run of the fault suite's rebalance scenario lost rows with it "
-            "(docs/reliability.md)."
+            "latency, see docs/performance.md). false: publish only after ClickHouse "
+            "confirmed the rows, so a response never precedes its row, and every response "
+            "waits for an insert."
         ),
     )
     unstored_max: int | None = Field(
