@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.flow.deliver import Answered, Prepared
 from worker.flow.records import InboundRecord
-from worker.intake import BatchTaker
+from worker.intake import BatchTaker, raw_topic
 
 if TYPE_CHECKING:
     from worker.app import WorkerApp
@@ -202,16 +202,7 @@ def register_agents(worker: WorkerApp) -> RequestLoops:
     app = worker.faust
     # Registering the topic with the conductor subscribes the consumer to it; its
     # messages then reach the batch feed, not a stream (see worker.intake).
-    app.topics.add(
-        app.topic(
-            worker.topics.requests,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            allow_empty=True,
-        )
-    )
+    app.topics.add(raw_topic(app, worker.topics.requests))
     loops = RequestLoops(worker)
     app.task(loops.take_and_process)
     app.task(loops.deliver)

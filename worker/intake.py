@@ -33,6 +33,24 @@ from mode.utils.futures import notify
 log = logging.getLogger(__name__)
 
 
+def raw_topic(app: Any, name: str, **options: Any) -> Any:
+    """``name`` as a Faust topic of raw bytes: keys and values as the broker holds them.
+
+    The worker decodes what it consumes itself (orjson, never pickle), and an
+    empty value is a message too (a client error to answer, or a tombstone).
+    ``options`` go to ``app.topic`` as well.
+    """
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+        **options,
+    )
+
+
 class BatchFeed:
     """A queue of fetched batches, bounded by the records it holds.
 

@@ -25,6 +25,7 @@ from worker.cache.service import ResultCache
 from worker.cache.tables import TableCacheStore
 from worker.cache.warming import HotKeySource, Warmer
 from worker.errors import ConfigurationError, ValidationFailedError
+from worker.intake import raw_topic
 from worker.operations.registry import OperationRegistry
 from worker.reference.tables import ReferenceTables
 from worker.settings import CacheSettings, Settings
@@ -122,14 +123,7 @@ class CacheRuntime:
         app = self._app
         self._warmer = Warmer(self.cache, registry, hot_keys, self.settings)
         self.entries.on_recover(self.on_recovered)
-        invalidations = app.topic(
-            self.topics.invalidations,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            allow_empty=True,
-        )
+        invalidations = raw_topic(app, self.topics.invalidations)
 
         async def cache_invalidations(stream: Any) -> None:
             async for event in stream.events():

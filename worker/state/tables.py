@@ -13,24 +13,21 @@ from typing import Any, cast
 
 import faust
 
+from worker.intake import raw_topic
 from worker.state.rocksdb import BoundedRocksStore, MemoryBudget
 
 
 def changelog_topic(app: Any, name: str, partitions: int) -> Any:
     """A Faust topic for a table changelog declared as ``name``."""
-    return app.topic(
+    return raw_topic(
+        app,
         name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
         partitions=partitions,
         compacting=True,
         acks=False,
         internal=True,
         # As Faust's changelogs: a large buffer, since changelog reads are not committed.
         maxsize=131_072,
-        allow_empty=True,
     )
 
 
