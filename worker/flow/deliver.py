@@ -252,15 +252,7 @@ class BatchHandler:
             output.rows = []
             output.dead_letters.extend(own)
             letters.extend(own)
-        self.dead_lettered += len(letters)
-        log.error(
-            "retry budget of %.1fs spent on [%s]; dead-lettering %d answered requests "
-            "whose rows were not stored: %s",
-            self._retry_budget_s,
-            error.code,
-            len(letters),
-            error.message,
-        )
+        self._budget_spent(error, len(letters), "answered requests whose rows were not stored")
         await self._publish_until_confirmed(letters)
 
     def _deadline(self) -> float | None:
@@ -324,18 +316,23 @@ class BatchHandler:
     def _dead_letters(
         self, records: Sequence[InboundRecord], error: ServerError, received_at: float
     ) -> BatchOutput:
-        self.dead_lettered += len(records)
-        log.error(
-            "retry budget of %.1fs spent on [%s]; dead-lettering %d requests: %s",
-            self._retry_budget_s,
-            error.code,
-            len(records),
-            error.message,
-        )
+        self._budget_spent(error, len(records), "requests")
         output = self.pipeline.responder.dead_letter_batch(records, error, received_at)
         if isinstance(error, DatabaseError):
             output.rows = []  # the database is what failed: the dead letters are the record
         return output
+
+    def _budget_spent(self, error: ServerError, requests: int, what: str) -> None:
+        """Count and log ``requests`` dead-lettered because ``error`` outlasted the budget."""
+        self.dead_lettered += requests
+        log.error(
+            "retry budget of %.1fs spent on [%s]; dead-lettering %d %s: %s",
+            self._retry_budget_s,
+            error.code,
+            requests,
+            what,
+            error.message,
+        )
 
     async def _persist_dead_letters(self, output: BatchOutput) -> None:
         if output.rows:
