@@ -33,7 +33,11 @@ async def kill_point(run: Run, point: KillPoint) -> None:
     stack = run.stack(
         WORKER_FAULT_POINT=point, WORKER_FAULT_AFTER_BATCHES=str(profile.kill_after_batches)
     )
-    await run.begin(stack)
+    # The load lasts until the last kill: every round after the first needs a restart
+    # (some 11 s to rejoin the group here) and then kill_after_batches more passes of the
+    # point. With responses first, the insert points are passed once per insert, which
+    # may hold several batches, so fewer times per second than batches are taken.
+    await run.begin(stack, seconds=profile.seconds + (profile.kill_rounds - 1) * 30)
     codes = []
     for round_ in range(profile.kill_rounds):
         codes.append(await run.wait_exit(stack))
