@@ -181,12 +181,19 @@ class ClickHouseSink:
         self._open()
         fresh: list[PartitionRows] = []
         skipped = 0
+        below: list[tuple[PartitionRows, int]] = []
         for chunk in block:
             marks = self._high_water.get(chunk.topic)
             if marks is None:
                 marks = self._load_high_water(chunk.topic)
             mark = marks.get(chunk.partition, -1)
-            part = chunk if chunk.first_offset > mark else chunk.without(self._stored(chunk, mark))
+            if chunk.first_offset > mark:
+                fresh.append(chunk)
+            else:
+                below.append((chunk, mark))
+        stored = self._stored(below) if below else {}
+        for chunk, _ in below:
+            part = chunk.without(stored.get((chunk.topic, chunk.partition), ()))
             skipped += len(chunk.rows) - (len(part.rows) if part is not None else 0)
             if part is not None:
                 fresh.append(part)
@@ -241,40 +248,57 @@ class ClickHouseSink:
         metrics.INSERTED_ROWS.labels(table).inc(len(rows))
         metrics.LAST_INSERT.labels(table).set(time.time())
 
-    def _stored(self, chunk: PartitionRows, mark: int) -> set[int]:
-        """Which of ``chunk``'s offsets at or below ``mark`` the table holds.
+    def _stored(
+        self, below: Sequence[tuple[PartitionRows, int]]
+    ) -> dict[tuple[str, int], set[int]]:
+        """Which offsets at or below their partition's mark the table holds, per partition.
 
-        Usually all of them: a batch consumed again after a crash. But a partition's
-        records can be handed over out of order around a rebalance (a later record
-        processed before the seek to the committed offset brings an earlier one), so
-        an offset below the mark is skipped only once the table is known to hold it.
-        Asked only for chunks reaching down to the mark, answered with the help of
-        the ``source_offset`` minmax index (migration 0007).
+        ``below`` pairs each chunk reaching down to its partition's high-water
+        offset with that offset. Usually every such row is stored: a batch consumed
+        again after a crash. But a partition's records can be handed over out of
+        order around a rebalance (a later record processed before the seek to the
+        committed offset brings an earlier one), so an offset below the mark is
+        skipped only once the table is known to hold it. One query for the whole
+        block, one offset range per chunk, narrowed by the ``source_offset``
+        minmax index (migration 0007).
         """
-        below = [offset for offset in chunk.offsets if offset <= mark]
+        ranges: list[str] = []
+        parameters: dict[str, Any] = {}
+        for i, (chunk, mark) in enumerate(below):
+            offsets = [offset for offset in chunk.offsets if offset <= mark]
+            ranges.append(
+                f"(source_topic = {{t{i}:String}} AND source_partition = {{p{i}:UInt32}} "
+                f"AND source_offset BETWEEN {{f{i}:UInt64}} AND {{l{i}:UInt64}})"
+            )
+            parameters.update(
+                {
+                    f"t{i}": chunk.topic,
+                    f"p{i}": chunk.partition,
+                    f"f{i}": min(offsets),
+                    f"l{i}": max(offsets),
+                }
+            )
         # The table name is built from a validated identifier (ClickHouseSettings.database).
         result = self._client.query(
-            f"SELECT DISTINCT source_offset FROM {self._database}.requests "  # noqa: S608
-            "WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32} "
-            "AND source_offset BETWEEN {first:UInt64} AND {last:UInt64}",
-            parameters={
-                "topic": chunk.topic,
-                "partition": chunk.partition,
-                "first": min(below),
-                "last": max(below),
-            },
+            "SELECT DISTINCT source_topic, source_partition, source_offset "  # noqa: S608
+            f"FROM {self._database}.requests WHERE {' OR '.join(ranges)}",
+            parameters=parameters,
         )
-        stored = {int(offset) for (offset,) in result.result_rows}
-        missing = [offset for offset in below if offset not in stored]
-        if missing:
-            log.info(
-                "storing %d rows of %s[%d] below its high-water offset %d, never stored: %s",
-                len(missing),
-                chunk.topic,
-                chunk.partition,
-                mark,
-                ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else ""),
-            )
+        stored: dict[tuple[str, int], set[int]] = {}
+        for topic, partition, offset in result.result_rows:
+            stored.setdefault((topic, int(partition)), set()).add(int(offset))
+        for chunk, mark in below:
+            held = stored.get((chunk.topic, chunk.partition), set())
+            missing = [offset for offset in chunk.offsets if offset <= mark and offset not in held]
+            if missing:
+                log.info(
+                    "storing %d rows of %s[%d] below its high-water offset %d, never stored: %s",
+                    len(missing),
+                    chunk.topic,
+                    chunk.partition,
+                    mark,
+                    ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else ""),
+                )
         return stored
 
     def _load_high_water(self, topic: str) -> dict[int, int]:

@@ -352,6 +352,33 @@ class TestClickHouseSink:
             await second.sink.close()
 
     @pytest.mark.asyncio
+    async def test_what_is_below_the_marks_is_asked_for_in_one_query(
+        self, chdb_settings: Callable[[], ClickHouseSettings], make_slice: MakeSlice
+    ) -> None:
+        under_test = clickhouse_sink(chdb_settings())
+        sink = under_test.sink
+        assert isinstance(sink, ClickHouseSink)
+        await sink.start()
+        try:
+            await sink.write([make_slice([0, 4]), make_slice([1, 3], partition=1)])
+            client = sink._client
+            asked: list[str] = []
+            query = client.query
+
+            def counted(text: str, *args: Any, **kwargs: Any) -> Any:
+                asked.append(text)
+                return query(text, *args, **kwargs)
+
+            client.query = counted
+            await sink.write([make_slice(range(6)), make_slice(range(5), partition=1)])
+            assert len([text for text in asked if "source_offset BETWEEN" in text]) == 1
+            assert await under_test.stored() == sorted(
+                [*positions(range(6)), *positions(range(5), partition=1)]
+            )
+        finally:
+            await sink.close()
+
+    @pytest.mark.asyncio
     async def test_every_dead_letter_column_round_trips(
         self,
         chdb_settings: Callable[[], ClickHouseSettings],
@@ -448,3 +475,27 @@ async def test_holes_below_the_mark_are_filled_and_nothing_is_stored_twice(
     await under_test.sink.write([make_slice([1, 2, 3, 9])])
     await under_test.sink.write([make_slice(range(12))])
     assert await under_test.stored() == positions(range(12))
+
+
+@pytest.mark.asyncio
+async def test_holes_in_several_partitions_of_one_write_are_each_filled(
+    new_sink: NewSink, make_slice: MakeSlice
+) -> None:
+    under_test = await new_sink()
+    await under_test.sink.write(
+        [make_slice([0, 4]), make_slice([1, 3], partition=1), make_slice([2], topic="other")]
+    )
+    await under_test.sink.write(
+        [
+            make_slice(range(6)),
+            make_slice(range(5), partition=1),
+            make_slice(range(4), topic="other"),
+        ]
+    )
+    assert await under_test.stored() == sorted(
+        [
+            *positions(range(6)),
+            *positions(range(5), partition=1),
+            *positions(range(4), topic="other"),
+        ]
+    )
