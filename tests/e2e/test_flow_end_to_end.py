@@ -15,6 +15,12 @@ from worker.loadgen import TENANTS, SampleRequest, workload
 
 pytestmark = pytest.mark.e2e
 
+#: Both delivery orders: responses beside the insert (the default), and each batch
+#: stored before it is answered (``WORKER_RESPOND_FIRST=false``).
+ORDERS = pytest.mark.parametrize(
+    "respond_first", ["true", "false"], ids=["respond-first", "store-first"]
+)
+
 
 def _by_key(records: list[Received]) -> dict[bytes | None, list[Received]]:
     grouped: dict[bytes | None, list[Received]] = {}
@@ -23,10 +29,11 @@ def _by_key(records: list[Received]) -> dict[bytes | None, list[Received]]:
     return grouped
 
 
+@ORDERS
 def test_every_request_gets_one_response_one_row_and_dead_letters_only_for_rejects(
-    worker_stack: Callable[..., WorkerStack],
+    worker_stack: Callable[..., WorkerStack], respond_first: str
 ) -> None:
-    stack = worker_stack()
+    stack = worker_stack(WORKER_RESPOND_FIRST=respond_first)
     topics = stack.topics
     samples = stack.sign(workload(1000, 100, run_id=stack.run_id), *TENANTS)
     expected_dead = [s for s in samples if s.dead_letter]
@@ -92,10 +99,11 @@ def test_every_request_gets_one_response_one_row_and_dead_letters_only_for_rejec
     assert {s.request_id for s in samples if s.request_id} <= ids
 
 
+@ORDERS
 def test_restart_on_the_same_data_continues_without_losing_or_duplicating(
-    worker_stack: Callable[..., WorkerStack],
+    worker_stack: Callable[..., WorkerStack], respond_first: str
 ) -> None:
-    stack = worker_stack()
+    stack = worker_stack(WORKER_RESPOND_FIRST=respond_first)
     topics = stack.topics
     first = stack.sign(workload(3000, 0, run_id=f"{stack.run_id}a"), *TENANTS)
     second = stack.sign(workload(1000, 0, run_id=f"{stack.run_id}b", seed=11), *TENANTS)
