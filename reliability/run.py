@@ -302,4 +302,16 @@ async def execute(run: Run, script: Script) -> dict[str, Any]:
     row["seconds"] = round(time.monotonic() - started, 1)
     row["error"] = error
     row["passed"] = result.ok and error is None
+    if not row["passed"]:
+        # What the workers said went wrong, so that a failed run explains itself.
+        row["worker_errors"] = [line for stack in run.stacks for line in _errors(stack)]
     return row
+
+
+#: Error lines kept per worker in a failed scenario's row (the last ones).
+_ERROR_LINES = 5
+
+
+def _errors(stack: WorkerStack) -> list[str]:
+    lines = [line for line in stack.logs().splitlines() if '"level":"error"' in line]
+    return lines[-_ERROR_LINES:]

@@ -30,6 +30,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from worker.observability.group import group_state
+
 log = logging.getLogger(__name__)
 
 
@@ -338,6 +340,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> SeekAwareConsumerThread:
         return SeekAwareConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def group_state(self) -> dict[str, Any]:
+        """The Kafka client's group coordinator state, for the log line of a stuck worker."""
+        return group_state(getattr(self._thread, "_consumer", None))
 
     #: The committed offsets of the partitions being revoked (see on_partitions_revoked).
     _revoked_committed: Mapping[Any, int | None] = {}

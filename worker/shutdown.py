@@ -30,6 +30,8 @@ from typing import Any, NoReturn
 
 from faust.worker import Worker
 
+from worker.observability.group import as_text
+
 log = logging.getLogger(__name__)
 
 #: The graceful stop did not finish within ``WORKER_SHUTDOWN_TIMEOUT_S``.
@@ -67,10 +69,15 @@ class Shutdown:
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._on_arm: list[Callable[[], None]] = []
+        self._describe: list[Callable[[], dict[str, Any]]] = []
 
     def on_stopping(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when stopping begins (readiness closes, checks pause)."""
         self._on_arm.append(callback)
+
+    def describe_with(self, callback: Callable[[], dict[str, Any]]) -> None:
+        """Add what ``callback`` returns to the log line of a stop past its deadline."""
+        self._describe.append(callback)
 
     @property
     def armed(self) -> bool:
@@ -103,12 +110,20 @@ class Shutdown:
 
     def _expire(self) -> None:
         code = self.exit_code or EXIT_SHUTDOWN_TIMEOUT
+        state: dict[str, Any] = {}
+        for describe in self._describe:
+            try:
+                state.update(describe())
+            except Exception as exc:  # noqa: BLE001 - the exit must not depend on a description
+                state["described"] = f"failed: {exc!r}"
         log.error(
             "graceful stop did not finish within %gs; exiting with code %d. Unacknowledged "
             "messages were not committed and will be consumed again. Operator action: look for "
-            "the dependency the batch in flight waited for (retry warnings above)",
+            "the dependency the batch in flight waited for (retry warnings above). %s",
             self.timeout_s,
             code,
+            as_text(state),
+            extra=state,
         )
         self._exit(code)
 

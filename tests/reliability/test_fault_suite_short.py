@@ -56,7 +56,7 @@ def test_the_short_fault_suite_loses_nothing_and_stores_each_request_once(
     rows = {row["scenario"]: row for row in results["scenarios"]}
     assert list(rows) == [name for name, _ in scenarios(SHORT)], "every scenario ran"
     for name, row in rows.items():
-        assert row["error"] is None, (name, row["error"])
+        assert row["error"] is None, (name, row["error"], row.get("worker_errors"))
         assert row["sent"] > 0, name
         assert row["send_failed"] == 0, name
         assert row["lost"] == 0, (name, row["missing_by_kind"])
@@ -65,7 +65,7 @@ def test_the_short_fault_suite_loses_nothing_and_stores_each_request_once(
         assert row["wrong_answers"] == 0, name
         assert row["unsolicited"] == 0, name
         assert row["checks"], name
-        assert all(row["checks"].values()), (name, row["checks"])
+        assert all(row["checks"].values()), (name, row["checks"], row.get("worker_errors"))
         assert row["passed"], name
     poisoned = rows["poison"]["dead_letters_by_reason"]
     for reason in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -56,3 +57,25 @@ def test_a_stop_in_time_exits_with_the_requested_code() -> None:
     with pytest.raises(SystemExit) as stalled:
         shutdown.finish()
     assert stalled.value.code == EXIT_STALLED
+
+
+def test_a_stop_past_its_deadline_logs_what_it_was_told_and_still_exits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exits = Exits()
+    shutdown = Shutdown(0.05, exit=exits, signal_self=lambda: None)
+    shutdown.describe_with(lambda: {"coordinator_id": None, "commit_locked": True})
+
+    def broken() -> dict[str, object]:
+        raise RuntimeError("no consumer")
+
+    shutdown.describe_with(broken)
+    with caplog.at_level(logging.ERROR, logger="worker.shutdown"):
+        shutdown.arm()
+        assert exits.done.wait(10)
+    assert exits.codes == [EXIT_SHUTDOWN_TIMEOUT]
+    [record] = [r for r in caplog.records if "did not finish" in r.getMessage()]
+    message = record.getMessage()
+    assert "coordinator_id=None, commit_locked=True" in message
+    assert "described=failed: RuntimeError('no consumer')" in message
+    assert record.__dict__["commit_locked"] is True

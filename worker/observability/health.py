@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from worker.observability.group import as_text
 from worker.observability.metrics import DEPENDENCY_UP, PARTITION_STALLS, READY
 from worker.observability.partitions import PartitionTracker, StallChange
 
@@ -237,6 +238,7 @@ class HealthMonitor:
         interval_s: float,
         timeout_s: float,
         on_stall: Callable[[StallChange], None] | None = None,
+        describe: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.paused = False  # set while the worker stops: its dependencies are closing
@@ -247,6 +249,7 @@ class HealthMonitor:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._on_stall = on_stall
+        self._describe = describe
         self._clock = clock
         for probe in self.probes:
             health.expect(probe.name, required=probe.required)
@@ -285,17 +288,25 @@ class HealthMonitor:
         self.health.readiness()  # keeps worker_ready current between probes
 
     def _report(self, change: StallChange) -> None:
-        extra = {"topic": change.topic, "partition": change.partition, "lag": change.lag}
+        extra: dict[str, Any] = {
+            "topic": change.topic,
+            "partition": change.partition,
+            "lag": change.lag,
+        }
         if change.stalled:
             PARTITION_STALLS.labels(change.topic, str(change.partition)).inc()
+            # What the Kafka client is doing: a commit may be stuck inside it.
+            state = self._describe() if self._describe is not None else {}
+            extra.update(state)
             log.error(
                 "partition %s[%d] stalled: %d messages of lag and no commit for %.0fs. "
                 "Operator action: check the dependency named in the retry warnings "
-                "(ClickHouse, Redis, the broker); the worker is not ready meanwhile",
+                "(ClickHouse, Redis, the broker); the worker is not ready meanwhile. %s",
                 change.topic,
                 change.partition,
                 change.lag,
                 change.seconds,
+                as_text(state),
                 extra=extra,
             )
             if self._on_stall is not None:

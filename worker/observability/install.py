@@ -45,6 +45,7 @@ def install_observability(worker: WorkerApp) -> HealthMonitor:
         interval_s=settings.worker.health_interval_s,
         timeout_s=settings.worker.health_timeout_s,
         on_stall=on_stall,
+        describe=app.consumer.group_state,
     )
     app.task(monitor.run)
     register_endpoints(app, health)
@@ -54,6 +55,7 @@ def install_observability(worker: WorkerApp) -> HealthMonitor:
         recovery.close("stopping")
 
     worker.shutdown.on_stopping(stopping)
+    worker.shutdown.describe_with(app.consumer.group_state)
 
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _close(sender: Any, **kwargs: Any) -> None:

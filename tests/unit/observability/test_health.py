@@ -176,7 +176,14 @@ async def test_a_stall_is_logged_counted_and_reported_once(
     offsets.ends, offsets.committed = {0: 50}, {0: 20}
     stalls: list[StallChange] = []
     monitor = HealthMonitor(
-        health, offsets, [], interval_s=1, timeout_s=1, on_stall=stalls.append, clock=clock
+        health,
+        offsets,
+        [],
+        interval_s=1,
+        timeout_s=1,
+        on_stall=stalls.append,
+        describe=lambda: {"coordinator_id": None, "lookup_locked": True},
+        clock=clock,
     )
     counter = {"topic": topic, "partition": "0"}
     before = REGISTRY.get_sample_value("worker_partition_stalls_total", counter) or 0
@@ -196,6 +203,9 @@ async def test_a_stall_is_logged_counted_and_reported_once(
     stalled_record = next(r for r in caplog.records if "stalled" in r.getMessage())
     assert stalled_record.levelno == logging.ERROR
     assert "Operator action" in stalled_record.getMessage()
+    # What the Kafka client was doing when the commits stopped, in the text and as fields.
+    assert "coordinator_id=None, lookup_locked=True" in stalled_record.getMessage()
+    assert stalled_record.__dict__["lookup_locked"] is True
 
 
 class SlowSink:
