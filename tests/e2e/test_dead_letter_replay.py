@@ -16,7 +16,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from tests.support.kafka import Received, produce, read_topics
+from tests.support.kafka import Received, counts_reach, produce, read_topics
 from tests.support.worker import REPO, WorkerStack
 from worker.loadgen import SampleRequest
 
@@ -108,16 +108,10 @@ def test_replay_republishes_exactly_the_filtered_dead_letters_and_they_are_proce
 
     stack.start()
 
-    def first_pass_done(seen: list[Received]) -> bool:
-        counts = Counter(r.topic for r in seen)
-        return counts[topics.responses] >= len(everything) and (
-            counts[topics.dead_letters] >= dead_count
-        )
-
     read_topics(
         stack.bootstrap,
         [topics.responses, topics.dead_letters],
-        until=first_pass_done,
+        until=counts_reach({topics.responses: len(everything), topics.dead_letters: dead_count}),
         timeout_s=120,
         alive=stack.alive,
     )

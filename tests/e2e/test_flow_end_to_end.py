@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from tests.support.kafka import Received, produce, read_topics
+from tests.support.kafka import Received, counts_reach, produce, read_topics
 from tests.support.worker import WorkerStack
 from worker.contracts import ResponseEnvelope
 from worker.loadgen import TENANTS, SampleRequest, workload
@@ -42,16 +42,12 @@ def test_every_request_gets_one_response_one_row_and_dead_letters_only_for_rejec
     produce(stack.bootstrap, topics.requests, samples)
     stack.start()
 
-    def complete(seen: list[Received]) -> bool:
-        counts = Counter(r.topic for r in seen)
-        return counts[topics.responses] >= len(samples) and counts[topics.dead_letters] >= len(
-            expected_dead
-        )
-
     received = read_topics(
         stack.bootstrap,
         [topics.responses, topics.dead_letters],
-        until=complete,
+        until=counts_reach(
+            {topics.responses: len(samples), topics.dead_letters: len(expected_dead)}
+        ),
         timeout_s=180,
         settle_s=3,
         alive=stack.alive,

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support.kafka import Received, group_positions, produce, read_topics
+from tests.support.kafka import counts_reach, group_positions, produce, read_topics
 from tests.support.metrics import (
     PENDING,
     dashboard_queries,
@@ -92,14 +92,10 @@ def test_metrics_report_a_known_workload(worker_stack: Callable[..., WorkerStack
     produce(stack.bootstrap, topics.requests, batch)
     stack.start()
 
-    def complete(seen: list[Received]) -> bool:
-        counts = Counter(r.topic for r in seen)
-        return counts[topics.responses] >= len(batch) and counts[topics.dead_letters] >= len(dead)
-
     read_topics(
         stack.bootstrap,
         [topics.responses, topics.dead_letters],
-        until=complete,
+        until=counts_reach({topics.responses: len(batch), topics.dead_letters: len(dead)}),
         timeout_s=180,
         alive=stack.alive,
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.conftest import Services
-from tests.support.kafka import Received, produce, read_topics
+from tests.support.kafka import counts_reach, produce, read_topics
 from tests.support.secure_kafka import SecureKafka, SecureWorkerStack
 from worker.loadgen import TENANTS, workload
 
@@ -30,17 +29,12 @@ def test_the_worker_serves_signed_requests_over_sasl_ssl(
     produce(stack.kafka, topics.requests, samples)
     stack.start()
     try:
-
-        def complete(seen: list[Received]) -> bool:
-            counts = Counter(r.topic for r in seen)
-            return counts[topics.responses] >= len(samples) and counts[topics.dead_letters] >= len(
-                expected_dead
-            )
-
         received = read_topics(
             stack.kafka,
             [topics.responses, topics.dead_letters],
-            until=complete,
+            until=counts_reach(
+                {topics.responses: len(samples), topics.dead_letters: len(expected_dead)}
+            ),
             timeout_s=180,
             settle_s=2,
             alive=stack.alive,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,16 @@ def produce(bootstrap: Broker, topic: str, requests: Sequence[SampleRequest]) ->
             await producer.stop()
 
     asyncio.run(run())
+
+
+def counts_reach(wanted: dict[str, int]) -> Callable[[list[Received]], bool]:
+    """An ``until`` for :func:`read_topics`: each topic of ``wanted`` has that many records."""
+
+    def reached(seen: list[Received]) -> bool:
+        counts = Counter(record.topic for record in seen)
+        return all(counts[topic] >= n for topic, n in wanted.items())
+
+    return reached
 
 
 def read_topics(
