@@ -9,6 +9,7 @@ import sys
 import click
 import uvloop
 
+from worker.connections import kafka_uvloop
 from worker.settings import Settings, load_settings
 
 log = logging.getLogger("worker.run")
@@ -50,6 +51,8 @@ def run() -> None:
         # Before anything creates a loop (Faust's app and mode cache the first one they
         # see, per thread): every loop from here on is libuv's.
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        # uvloop raises where the standard loop ignores a write to a closed socket.
+        kafka_uvloop.install()
     if "none" in settings.security.modes:
         click.secho(
             "worker: WARNING SECURITY_AUTH_MODES includes 'none': unsigned requests are trusted "
