@@ -118,6 +118,12 @@ class RequestLoops:
         settings = worker.settings
         self._batch_max = settings.worker.batch_max
         self._respond_first = settings.worker.respond_first
+        log.info(
+            "delivery order: %s",
+            "responses beside the insert (WORKER_RESPOND_FIRST=true)"
+            if self._respond_first
+            else "each batch stored before it is answered (WORKER_RESPOND_FIRST=false)",
+        )
         self._interval_s = settings.clickhouse.insert_interval_ms / 1000.0
         self._handoff: asyncio.Queue[tuple[Prepared, list[Any]]] = asyncio.Queue(maxsize=1)
         # A lambda: Faust makes its consumer when the app starts, not before.
