@@ -179,21 +179,21 @@ class ClickHouseSink:
     def _insert_block(self, block: Block) -> None:
         """On the ClickHouse thread: skip what is stored, then insert the rest."""
         self._open()
-        fresh: list[PartitionRows] = []
-        skipped = 0
         below: list[tuple[PartitionRows, int]] = []
         for chunk in block:
             marks = self._high_water.get(chunk.topic)
             if marks is None:
                 marks = self._load_high_water(chunk.topic)
             mark = marks.get(chunk.partition, -1)
-            if chunk.first_offset > mark:
-                fresh.append(chunk)
-            else:
+            if chunk.first_offset <= mark:
                 below.append((chunk, mark))
         stored = self._stored(below) if below else {}
-        for chunk, _ in below:
-            part = chunk.without(stored.get((chunk.topic, chunk.partition), ()))
+        fresh: list[PartitionRows] = []
+        skipped = 0
+        # In the block's order, which the deduplication token follows.
+        for chunk in block:
+            held = stored.get((chunk.topic, chunk.partition))
+            part = chunk if held is None else chunk.without(held)
             skipped += len(chunk.rows) - (len(part.rows) if part is not None else 0)
             if part is not None:
                 fresh.append(part)
