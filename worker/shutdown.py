@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from faust.worker import Worker
 
-from worker.observability.group import as_text
+from worker.observability.group import as_text, described
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,7 @@ class Shutdown:
 
     def _expire(self) -> None:
         code = self.exit_code or EXIT_SHUTDOWN_TIMEOUT
-        state: dict[str, Any] = {}
-        for describe in self._describe:
-            try:
-                state.update(describe())
-            except Exception as exc:  # noqa: BLE001 - the exit must not depend on a description
-                state["described"] = f"failed: {exc!r}"
+        state = described(*self._describe)
         log.error(
             "graceful stop did not finish within %gs; exiting with code %d. Unacknowledged "
             "messages were not committed and will be consumed again. Operator action: look for "

@@ -11,6 +11,7 @@ says where each of its background tasks is waiting.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,19 @@ def group_state(consumer: Any) -> dict[str, Any]:
 def as_text(state: dict[str, Any]) -> str:
     """``state`` as ``name=value`` pairs, for a log line read as text (extra fields unseen)."""
     return ", ".join(f"{name}={value}" for name, value in state.items())
+
+
+def described(*describers: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """What ``describers`` return, merged; one that fails says so instead of raising.
+
+    A description goes into the log line of a stall or of a stop past its
+    deadline: reading private client state must never keep that line, or what
+    follows it (the exit for the supervisor), from happening.
+    """
+    state: dict[str, Any] = {}
+    for describe in describers:
+        try:
+            state.update(describe())
+        except Exception as exc:  # noqa: BLE001 - a description is best effort
+            state["described"] = f"failed: {exc!r}"
+    return state

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from worker.observability.group import as_text
+from worker.observability.group import as_text, described
 from worker.observability.metrics import DEPENDENCY_UP, PARTITION_STALLS, READY
 from worker.observability.partitions import PartitionTracker, StallChange
 
@@ -296,7 +296,7 @@ class HealthMonitor:
         if change.stalled:
             PARTITION_STALLS.labels(change.topic, str(change.partition)).inc()
             # What the Kafka client is doing: a commit may be stuck inside it.
-            state = self._describe() if self._describe is not None else {}
+            state = described(self._describe) if self._describe is not None else {}
             extra.update(state)
             log.error(
                 "partition %s[%d] stalled: %d messages of lag and no commit for %.0fs. "

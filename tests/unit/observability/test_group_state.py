@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from worker.observability.group import as_text, group_state
+from worker.observability.group import as_text, described, group_state
 
 
 @pytest.mark.asyncio
@@ -34,3 +34,11 @@ async def test_a_task_that_ended_with_an_error_says_so() -> None:
 
 def test_a_state_reads_as_name_value_pairs() -> None:
     assert as_text({"coordinator_id": None, "generation": 3}) == "coordinator_id=None, generation=3"
+
+
+def test_describers_are_merged_and_one_that_fails_says_so() -> None:
+    def broken() -> dict[str, object]:
+        raise AttributeError("_coordinator")
+
+    state = described(lambda: {"coordinator_id": 1}, broken)
+    assert state == {"coordinator_id": 1, "described": "failed: AttributeError('_coordinator')"}

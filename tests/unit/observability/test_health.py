@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -164,12 +165,11 @@ async def test_the_monitor_records_every_check_and_bounds_slow_ones() -> None:
     assert REGISTRY.get_sample_value("worker_dependency_up", {"dependency": "clickhouse"}) == 1
 
 
-@pytest.mark.asyncio
-async def test_a_stall_is_logged_counted_and_reported_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def lagging(
+    topic: str, describe: Callable[[], dict[str, Any]]
+) -> tuple[Clock, FakeOffsets, list[StallChange], HealthMonitor]:
+    """A monitor of partition 0 of ``topic``, 30 messages behind, whose stalls are collected."""
     clock = Clock()
-    topic = "stall-topic"
     health = make_health(clock, topic)
     health.tracker.assign([0])
     offsets = FakeOffsets()
@@ -182,8 +182,19 @@ async def test_a_stall_is_logged_counted_and_reported_once(
         interval_s=1,
         timeout_s=1,
         on_stall=stalls.append,
-        describe=lambda: {"coordinator_id": None, "lookup_locked": True},
+        describe=describe,
         clock=clock,
+    )
+    return clock, offsets, stalls, monitor
+
+
+@pytest.mark.asyncio
+async def test_a_stall_is_logged_counted_and_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = "stall-topic"
+    clock, offsets, stalls, monitor = lagging(
+        topic, lambda: {"coordinator_id": None, "lookup_locked": True}
     )
     counter = {"topic": topic, "partition": "0"}
     before = REGISTRY.get_sample_value("worker_partition_stalls_total", counter) or 0
@@ -206,6 +217,23 @@ async def test_a_stall_is_logged_counted_and_reported_once(
     # What the Kafka client was doing when the commits stopped, in the text and as fields.
     assert "coordinator_id=None, lookup_locked=True" in stalled_record.getMessage()
     assert stalled_record.__dict__["lookup_locked"] is True
+
+
+@pytest.mark.asyncio
+async def test_a_stall_is_reported_even_when_the_client_state_cannot_be_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unreadable() -> dict[str, object]:
+        raise AttributeError("_coordinator")
+
+    clock, _, stalls, monitor = lagging("stall-unreadable", unreadable)
+    with caplog.at_level(logging.ERROR, logger="worker.observability.health"):
+        await monitor.tick()
+        clock.now += 31
+        await monitor.tick()
+    assert [(s.partition, s.lag) for s in stalls] == [(0, 30)]
+    [record] = [r for r in caplog.records if "stalled" in r.getMessage()]
+    assert "described=failed: AttributeError('_coordinator')" in record.getMessage()
 
 
 class SlowSink:
