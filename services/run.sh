@@ -244,7 +244,7 @@ kafka_format() {
     [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka: could not generate a cluster id"
     log "kafka: formatting storage (cluster id $cluster_id)…"
     kafka_tool kafka.tools.StorageTool format --config "$KAFKA_PROPS" \
-        --cluster-id "$cluster_id" --ignore-formatted >>"$KAFKA_LOG" 2>&1 ||
+        --cluster-id="$cluster_id" --ignore-formatted >>"$KAFKA_LOG" 2>&1 ||
         { show_log_tail kafka "$KAFKA_LOG"; die "kafka: storage format failed"; }
 }
 

@@ -146,6 +146,38 @@ def _java(libs: Path, heap: str, *args: str) -> list[str]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, base64url without padding (it may begin with ``-``)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def format_storage(libs: Path, properties: Path, cluster_id: str, password: str) -> None:
+    """Format the broker's storage and create the SCRAM user; an error with the tool's output.
+
+    The id is passed as ``--cluster-id=ID``: one in 64 random ids begins with ``-``,
+    which the tool would otherwise read as an option.
+    """
+    formatted = subprocess.run(
+        _java(
+            libs,
+            "-Xmx128m",
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(properties),
+            f"--cluster-id={cluster_id}",
+            "--add-scram",
+            f"{MECHANISM}=[name={USER},password={password}]",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if formatted.returncode != 0:
+        raise RuntimeError(f"kafka storage format failed:\n{formatted.stdout}\n{formatted.stderr}")
+
+
 @contextmanager
 def secure_kafka(
     directory: Path, password: str, *, timeout_s: float = 180
@@ -157,26 +189,7 @@ def secure_kafka(
     properties = directory / "server.properties"
     properties.write_text(_properties(directory, pki, ports))
     log = directory / "kafka.log"
-    formatted = subprocess.run(
-        _java(
-            libs,
-            "-Xmx128m",
-            "kafka.tools.StorageTool",
-            "format",
-            "--config",
-            str(properties),
-            "--cluster-id",
-            base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode(),
-            "--add-scram",
-            f"{MECHANISM}=[name={USER},password={password}]",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if formatted.returncode != 0:
-        raise RuntimeError(f"kafka storage format failed:\n{formatted.stdout}\n{formatted.stderr}")
+    format_storage(libs, properties, new_cluster_id(), password)
     with log.open("wb") as out:
         process = subprocess.Popen(
             _java(libs, "-Xmx384m", "-Xms128m", "kafka.Kafka", str(properties)),
