@@ -38,7 +38,7 @@ from bench.procs import (
 )
 from bench.procstat import Sampler, memory_mb
 from bench.stack import REPO, RunStack
-from bench.stats import per_second, summary_ms
+from bench.stats import latency_per_second, per_second, summary_ms
 
 
 class ArmError(RuntimeError):
@@ -441,6 +441,7 @@ async def paced_arm(
         await _stop_all(procs)
     created = {(s.partition, s.offset): s.created for s in sent}
     latency, received, waited, handled = [], [], [], []
+    timed_latency: list[tuple[float, float]] = []
     for record in outputs:
         if record.topic != responses:
             continue
@@ -449,6 +450,7 @@ async def paced_arm(
         if at is not None:
             took = _epoch(meta["received_at"])
             latency.append(record.appended_ms - at * 1000)
+            timed_latency.append((at, latency[-1]))
             received.append(took)
             # Created -> taken by the pipeline (fetch, feed, the batch before), then
             # taken -> published (the batch's own processing, insert and publish).
@@ -464,6 +466,8 @@ async def paced_arm(
         "latency_created_to_taken": summary_ms(waited),
         "latency_taken_to_published": summary_ms(handled),
         "latencies_ms": latency,
+        # Stalls show as seconds whose p99 stands out; their time points at the cause.
+        "latency_per_second": latency_per_second(timed_latency, first),
         "idle_cpu_pct_of_one_core": round(idle_cpu_pct * 100, 2),
         "cpu_s_per_1k": round(sampler.series[procs[0].label].between(first, end) / count * 1000, 4),
         "peak_rss_mb": round(peak, 1),

@@ -45,7 +45,15 @@ def draw(path: Path, results: dict[str, Any]) -> None:
         left.set_title("throughput over time (first round)")
         left.grid(alpha=0.3)
         left.legend()
-    else:  # paced mode: the rate is the one offered
+    elif series.get("p99_per_second"):  # paced mode: the rate is the one offered
+        for key, p99 in series["p99_per_second"].items():
+            left.plot(range(len(p99)), p99, label=LABELS.get(key, key), drawstyle="steps-post")
+        left.set_xlabel("seconds since the first timed request was created")
+        left.set_ylabel("p99 latency of that second's requests, ms")
+        left.set_title("latency over time (first round)")
+        left.grid(alpha=0.3)
+        left.legend()
+    else:
         left.axis("off")
     for key, values in series.items():
         if key.startswith("latency"):

@@ -152,6 +152,9 @@ async def _paced(ctx: Context, opts: BenchOptions) -> dict[str, Any]:
         "_series": {
             "per_second": {},
             **{f"latency {label}": runs[label][0]["latencies_ms"] for label in runs},
+            "p99_per_second": {
+                label: runs[label][0]["latency_per_second"]["p99_ms"] for label in runs
+            },
         },
     }
 

@@ -35,6 +35,26 @@ def per_second(times: Sequence[float], start: float) -> list[int]:
     return buckets
 
 
+def latency_per_second(
+    pairs: Sequence[tuple[float, float]], start: float
+) -> dict[str, list[float | None]]:
+    """p50, p99 and max latency (ms) of the requests created in each 1-second bucket from ``start``.
+
+    ``pairs`` are ``(created epoch s, latency ms)``; a second without a request is None.
+    """
+    if not pairs:
+        return {"p50_ms": [], "p99_ms": [], "max_ms": []}
+    buckets: list[list[float]] = [[] for _ in range(int(max(t for t, _ in pairs) - start) + 1)]
+    for t, latency in pairs:
+        buckets[max(0, int(t - start))].append(latency)
+    out: dict[str, list[float | None]] = {"p50_ms": [], "p99_ms": [], "max_ms": []}
+    for bucket in buckets:
+        ordered = sorted(bucket)
+        for key, q in (("p50_ms", 50.0), ("p99_ms", 99.0), ("max_ms", 100.0)):
+            out[key].append(round(percentile(ordered, q), 2) if ordered else None)
+    return out
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Median, min and max of repeated measurements."""
     ordered = sorted(values)

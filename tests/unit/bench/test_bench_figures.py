@@ -11,7 +11,7 @@ from bench.__main__ import main
 from bench.procstat import Series
 from bench.profiling import summarize
 from bench.stack import DEFAULT_TOPICS, write_topics_file
-from bench.stats import per_second, percentile, spread
+from bench.stats import latency_per_second, per_second, percentile, spread
 from worker.topology import load_topology
 
 
@@ -26,6 +26,16 @@ def test_percentile_is_nearest_rank() -> None:
 def test_per_second_buckets_from_the_start() -> None:
     assert per_second([10.0, 10.5, 11.2, 13.9], start=10.0) == [2, 1, 0, 1]
     assert per_second([], start=0.0) == []
+
+
+def test_latency_per_second_groups_requests_by_the_second_they_were_created() -> None:
+    pairs = [(100.2, 10.0), (100.9, 30.0), (100.5, 20.0), (102.1, 400.0)]
+    assert latency_per_second(pairs, start=100.0) == {
+        "p50_ms": [20.0, None, 400.0],
+        "p99_ms": [30.0, None, 400.0],
+        "max_ms": [30.0, None, 400.0],
+    }
+    assert latency_per_second([], start=0.0) == {"p50_ms": [], "p99_ms": [], "max_ms": []}
 
 
 def test_spread_takes_the_median_of_an_even_count_as_the_mean_of_the_middle() -> None:
@@ -92,3 +102,4 @@ def test_paced_mode_refuses_a_missing_rate_and_too_few_requests(
     result = CliRunner().invoke(main, [*args, "--no-services"])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
