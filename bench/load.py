@@ -8,9 +8,11 @@ be read from the broker's timestamps later.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -183,6 +185,26 @@ class Sent:
     created: float
 
 
+@contextmanager
+def collector_held() -> Iterator[None]:
+    """This process's cycle collector held off: what exists now frozen, collections disabled.
+
+    The generator holds the whole workload; a full collection of it took
+    300-400 ms, every 8 s or so at 4,800 requests/s. Publishing stopped meanwhile
+    and resumed with a burst of the requests due, which the worker then answered
+    late: the generator's pause, measured as the worker's latency. Reference
+    counting still frees what the pacing loop drops; the collector resumes after.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 async def publish_paced(
     bootstrap: str,
     topic: str,
@@ -201,19 +223,22 @@ async def publish_paced(
     loop = asyncio.get_running_loop()
     pending: list[tuple[asyncio.Future[Any], float]] = []
     try:
-        start = loop.time()
-        sent = 0
-        while sent < len(indices):
-            due = min(len(indices), int((loop.time() - start) * rate) + 1)
-            while sent < due:
-                index = indices[sent]
-                created = time.time()
-                value, headers = load.record(index, created)
-                future = await producer.send(topic, value, load.samples[index].key, headers=headers)
-                pending.append((future, created))
-                sent += 1
-            tick(sent)
-            await asyncio.sleep(0.001)
+        with collector_held():
+            start = loop.time()
+            sent = 0
+            while sent < len(indices):
+                due = min(len(indices), int((loop.time() - start) * rate) + 1)
+                while sent < due:
+                    index = indices[sent]
+                    created = time.time()
+                    value, headers = load.record(index, created)
+                    future = await producer.send(
+                        topic, value, load.samples[index].key, headers=headers
+                    )
+                    pending.append((future, created))
+                    sent += 1
+                tick(sent)
+                await asyncio.sleep(0.001)
         metadata = await asyncio.gather(*(future for future, _ in pending))
     finally:
         await producer.stop()

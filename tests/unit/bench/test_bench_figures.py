@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bench.__main__ import main
+from bench.load import collector_held
 from bench.procstat import Series
 from bench.profiling import summarize
 from bench.stack import DEFAULT_TOPICS, write_topics_file
@@ -103,3 +105,11 @@ def test_paced_mode_refuses_a_missing_rate_and_too_few_requests(
     assert result.exit_code == 2, result.output
     assert message in result.output
 
+
+def test_the_generator_holds_its_collector_off_only_while_it_paces() -> None:
+    assert gc.isenabled()
+    with collector_held():
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
