@@ -239,7 +239,9 @@ async def publish_paced(
                     sent += 1
                 tick(sent)
                 await asyncio.sleep(0.001)
-        metadata = await asyncio.gather(*(future for future, _ in pending))
+            # Held until the broker has them all: the last requests are still in the
+            # producer's hands when the loop ends.
+            metadata = await asyncio.gather(*(future for future, _ in pending))
     finally:
         await producer.stop()
     return [
