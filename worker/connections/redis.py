@@ -5,9 +5,59 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 
 from worker.settings import RedisSettings
+
+
+class _HiredisPacking(AbstractConnection):
+    """Commands packed by hiredis's C packer, as redis-py's synchronous client packs them.
+
+    redis-py's asyncio connections pack each command in Python, an encode and a
+    few joins per argument, even with hiredis installed: with a key, a value and
+    a TTL per request in the idempotency writes, that was about 3% of the event
+    loop's time. hiredis formats str, bytes, int and float as redis-py does;
+    anything else (memoryviews, or a type Redis refuses) goes to redis-py's own
+    packer, which splits or refuses it as it always did.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        head = args[0]
+        if isinstance(head, str):
+            args = (*head.encode().split(), *args[1:])
+        elif b" " in head:
+            args = (*head.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            return super().pack_command(*args)
+
+
+class _PackedConnection(_HiredisPacking, Connection):
+    """A TCP connection (``redis://``) whose commands hiredis packs."""
+
+
+class _PackedSSLConnection(_HiredisPacking, SSLConnection):
+    """A TLS connection (``rediss://``) whose commands hiredis packs."""
+
+
+class _PackedUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    """A Unix socket connection (``unix://``) whose commands hiredis packs."""
+
+
+#: The packing subclass of each connection class a URL can choose.
+_PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: _PackedConnection,
+    SSLConnection: _PackedSSLConnection,
+    UnixDomainSocketConnection: _PackedUnixConnection,
+}
 
 
 def client_options(settings: RedisSettings, *, timeout_s: float | None = None) -> dict[str, Any]:
@@ -35,6 +85,10 @@ def client_options(settings: RedisSettings, *, timeout_s: float | None = None) -
 
 def redis_client(settings: RedisSettings, *, timeout_s: float | None = None) -> aioredis.Redis:
     """A Redis client; it connects on first use, over TLS for a ``rediss://`` URL."""
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         settings.url.get_secret_value(), **client_options(settings, timeout_s=timeout_s)
     )
+    # The URL's scheme chose the class; nothing is connected yet.
+    pool = client.connection_pool
+    pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
+    return client

@@ -84,7 +84,8 @@ async def test_verification_is_off_only_when_asked() -> None:
 async def test_a_redis_url_is_plaintext_with_the_credentials_of_the_url() -> None:
     settings = RedisSettings(url=SecretStr(f"redis://worker:{PASSWORD}@127.0.0.1:6379/0"))
     connection = await connection_of(settings)
-    assert type(connection) is Connection
+    assert isinstance(connection, Connection)
+    assert not isinstance(connection, SSLConnection)
     assert (connection.username, connection.password) == ("worker", PASSWORD)
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in settings.describe()
