@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -56,9 +56,8 @@ Answer = dict[str, Any] | NotFoundError
 _CHUNK = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class CacheRequest:
-    """One request as the cache sees it."""
+class CacheRequest(NamedTuple):
+    """One request as the cache sees it (a named tuple: one is made per request)."""
 
     tenant: str
     operation: Operation[Any, Any]
