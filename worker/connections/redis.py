@@ -21,9 +21,10 @@ class _HiredisPacking(AbstractConnection):
     """Commands packed by hiredis's C packer, as redis-py's synchronous client packs them.
 
     redis-py's asyncio connections pack each command in Python, an encode and a
-    few joins per argument, even with hiredis installed: with a key, a value and
-    a TTL per request in the idempotency writes, that was about 3% of the event
-    loop's time. hiredis formats str, bytes, int and float as redis-py does;
+    few joins per argument, even with hiredis installed. The idempotency store's
+    script call carries a key and a value per request: packing took 1.01 us per
+    request there, and 0.17 us in hiredis. hiredis formats str, bytes, int and
+    float as redis-py does;
     anything else (memoryviews, or a type Redis refuses) goes to redis-py's own
     packer, which splits or refuses it as it always did.
     """
