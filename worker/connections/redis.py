@@ -24,9 +24,11 @@ class _HiredisPacking(AbstractConnection):
     few joins per argument, even with hiredis installed. The idempotency store's
     script call carries a key and a value per request: packing took 1.01 us per
     request there, and 0.17 us in hiredis. hiredis formats str, bytes, int and
-    float as redis-py does;
-    anything else (memoryviews, or a type Redis refuses) goes to redis-py's own
-    packer, which splits or refuses it as it always did.
+    float as redis-py does; anything else (memoryviews, or a type Redis refuses)
+    goes to redis-py's own packer, which converts or refuses it as it always did.
+    (redis-py's ``HiredisRespSerializer``, which its synchronous client uses,
+    first converts every argument in Python, and refuses a bad type with
+    hiredis's message instead of redis-py's.)
     """
 
     def pack_command(self, *args: Any) -> list[bytes]:

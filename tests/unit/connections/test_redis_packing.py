@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
+from worker.connections import redis as redis_connections
 from worker.connections.redis import redis_client
 from worker.settings import RedisSettings
 
@@ -69,3 +70,24 @@ async def test_a_value_redis_refuses_is_refused_as_redis_py_refuses_it(value: ob
     ours = await connection_for("redis://127.0.0.1:6379/0")
     with pytest.raises(DataError, match="Invalid input of type"):
         ours.pack_command("SET", "k", value)
+
+
+@pytest.mark.asyncio
+async def test_hiredis_packs_the_common_commands_and_redis_py_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = redis_connections.hiredis.pack_command
+    packed: list[tuple[Any, ...]] = []
+
+    def spy(args: tuple[Any, ...]) -> bytes:
+        packed.append(args)
+        return real(args)
+
+    monkeypatch.setattr(redis_connections.hiredis, "pack_command", spy)
+    ours = await connection_for("redis://127.0.0.1:6379/0")
+    ours.pack_command("SET", "k", b"v", "EX", 60)
+    assert packed == [(b"SET", "k", b"v", "EX", 60)]
+    packed.clear()
+    wire = b"".join(ours.pack_command("SET", "k", memoryview(b"held elsewhere")))
+    assert wire.endswith(b"$14\r\nheld elsewhere\r\n")
+    assert len(packed) == 1  # tried, refused by hiredis, packed by redis-py instead
