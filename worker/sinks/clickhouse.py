@@ -7,7 +7,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from math import floor
 from typing import Any, TypeVar
+
+from clickhouse_connect.datatypes.temporal import DateTime64
 
 from worker.clickhouse.client import connect as open_client
 from worker.clickhouse.migrate import Retention, check, migrate
@@ -36,6 +40,38 @@ INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
 }
+
+
+def as_ticks(columns: list[list[Any]], types: Sequence[Any]) -> None:
+    """Turn the ``DateTime64`` columns of datetimes in ``columns`` into integer ticks, in place.
+
+    clickhouse-connect converts every datetime of such a column on its own, while
+    it holds the GIL that the event loop needs. A batch's rows share their
+    received and processed times (the same objects), so each is converted once
+    here; the arithmetic is the client's (the floor of the timestamp, then the
+    microseconds), so the stored ticks are the same. A column holding anything
+    but datetimes is left to the client.
+    """
+    for index, kind in enumerate(types):
+        if isinstance(kind, DateTime64) and not kind.nullable:
+            converted = _ticks(columns[index], kind.prec)
+            if converted is not None:
+                columns[index] = converted
+
+
+def _ticks(column: list[Any], scale: int) -> list[int] | None:
+    # Keyed by identity: the column holds every value alive while this runs.
+    seen: dict[int, int] = {}
+    ticks: list[int] = []
+    for value in column:
+        tick = seen.get(id(value))
+        if tick is None:
+            if type(value) is not datetime:
+                return None
+            seconds = floor(value.timestamp())
+            tick = seen[id(value)] = (seconds * 1_000_000 + value.microsecond) * scale // 1_000_000
+        ticks.append(tick)
+    return ticks
 
 
 class ClickHouseSink:
@@ -232,6 +268,7 @@ class ClickHouseSink:
             # DESCRIBE the table, a query of its own.
             context = self._client.create_insert_context(name, list(column_names))
             types = self._column_types[name] = list(context.column_types)
+        as_ticks(columns, types)
         self._client.insert(
             name,
             columns,
