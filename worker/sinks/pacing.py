@@ -88,7 +88,8 @@ class InsertPacer:
 
     def failed(self, error: DatabaseError, attempt: int) -> float:
         """Record a failed attempt (``attempt`` counts from 0); return the wait before the next."""
-        delay = min(self.retry_base_s * 2.0**attempt, self.retry_max_s)
+        # The exponent is capped: 2.0 ** 1024 overflows, some three hours into an outage.
+        delay = min(self.retry_base_s * 2.0 ** min(attempt, 64), self.retry_max_s)
         self._successes = 0
         if isinstance(error, DatabaseOverloadedError):
             self.pause_s = min(max(self.pause_s * 2, self.overload_pause_min_s), self.retry_max_s)

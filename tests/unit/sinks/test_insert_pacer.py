@@ -81,6 +81,15 @@ class TestInsertPacer:
         assert p.pause_s == 0.0, "an unreachable server is not an overloaded one"
         assert p.max_rows == 1000
 
+    def test_an_outage_of_any_length_keeps_the_capped_delay(self) -> None:
+        # At the 8 s cap, attempt 1,024 comes some two and a half hours into an outage.
+        p = pacer()
+        assert [p.failed(classify(REFUSED), attempt) for attempt in (1023, 1024, 10**6)] == [
+            8.0,
+            8.0,
+            8.0,
+        ]
+
     def test_too_many_parts_pauses_between_inserts_and_keeps_their_size(self) -> None:
         p = pacer()
         assert p.failed(classify(TOO_MANY_PARTS), 0) == 1.0
