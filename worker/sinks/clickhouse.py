@@ -115,7 +115,8 @@ class ClickHouseSink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Any = None
         self._high_water: dict[str, dict[int, int]] = {}
-        self._column_types: dict[str, list[Any]] = {}
+        #: One insert context per table, reused by every insert of the connection.
+        self._contexts: dict[str, Any] = {}
         self.inserts = 0
         self.retries = 0
         self.deduplicated = 0
@@ -141,7 +142,7 @@ class ClickHouseSink:
                 client.close()
                 raise
             self._client = client
-            self._column_types = {}
+            self._contexts = {}
 
     async def write(self, slices: Sequence[PartitionRows]) -> None:
         self.failing = None
@@ -178,7 +179,7 @@ class ClickHouseSink:
                 # A failed insert may or may not have landed: read positions again.
                 for part in block:
                     self._high_water.pop(part.topic, None)
-                self._column_types = {}
+                self._contexts = {}
                 attempt += 1
                 await asyncio.sleep(delay)
             else:
@@ -262,24 +263,18 @@ class ClickHouseSink:
         columns = [list(column) for column in zip(*rows, strict=True)]
         started = time.perf_counter()
         name = f"{self._database}.{table}"
-        types = self._column_types.get(name)
-        if types is None:
-            # Asked once per connection: without the types, every insert would first
-            # DESCRIBE the table, a query of its own.
-            context = self._client.create_insert_context(name, list(column_names))
-            types = self._column_types[name] = list(context.column_types)
-        as_ticks(columns, types)
-        self._client.insert(
-            name,
-            columns,
-            column_names=column_names,
-            column_types=types,
-            column_oriented=True,
-            settings={
-                **INSERT_SETTINGS,
-                "insert_deduplication_token": dedup_token(table, *block),
-            },
-        )
+        context = self._contexts.get(name)
+        if context is None:
+            # Made once per connection: without the column types, every insert would
+            # first DESCRIBE the table, a query of its own. And reused: a context
+            # refers to itself, so one per insert would be left for the cycle
+            # collector, holding every row of its insert until a full collection.
+            context = self._contexts[name] = self._client.create_insert_context(
+                name, list(column_names), column_oriented=True, settings=dict(INSERT_SETTINGS)
+            )
+        as_ticks(columns, context.column_types)
+        context.settings["insert_deduplication_token"] = dedup_token(table, *block)
+        self._client.insert(data=columns, context=context)
         metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INSERT_ROWS.labels(table).observe(len(rows))
         metrics.INSERTED_ROWS.labels(table).inc(len(rows))
