@@ -404,42 +404,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
         finally:
             self._revoked_committed = {}
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901, PLR0912 - mirrors Faust's loop
+    async def _drain_messages(self, fetcher: Any) -> None:
         feed = cast("BatchApp", self.app).batch_feed
-        batch_topics = feed.topics
-        callback = self.callback
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
-        read_offsets = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        stale = self._thread.ledger.stale
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                batch: list[Any] = []
-                dropped: dict[Any, int] = {}
-                async for tp, message in self.getmany(timeout=1.0):
-                    if stale(tp, self._drained_at):
-                        # Drained before its partition was sought (SeekLedger).
-                        dropped[tp] = dropped.get(tp, 0) + 1
-                        continue
-                    offset = message.offset
-                    read = read_offsets[tp]
-                    if read is not None and offset < read:
-                        continue  # already handed over before a seek
-                    if read and offset - read > 1 and acks_enabled_for(message.topic):
-                        # Offsets missing from the log (compaction, transaction
-                        # markers) count as acknowledged, as in Faust's loop.
-                        await self._add_gap(tp, read + 1, offset)
-                    if message.topic in batch_topics:
-                        batch.append(message)
-                    else:
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                    read_offsets[tp] = offset
-                if dropped:
-                    log.info(
-                        "dropped records drained before their partition was sought: %s",
-                        ", ".join(f"{tp.topic}[{tp.partition}] {n}" for tp, n in dropped.items()),
-                    )
+                batch = await self._drain_fetch(feed.topics)
                 if batch:
                     self._track_batch(batch)
                     # Not raced against suspend_flow: a tracked batch must reach the
@@ -457,6 +428,113 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def _drain_fetch(self, batch_topics: frozenset[str]) -> list[Any]:
+        """One fetch's records: the feed's topics' as a batch, the others through Faust's callback.
+
+        Faust's ``getmany`` does the same checks for every message through a
+        round-robin generator: whether the flow is active and the generation
+        unchanged, whether the partition is active, and the partition's end
+        offset for its monitor. Nothing changes them between two messages but an
+        await, so they are made once per partition and after every await; the
+        partitions' order does not matter to a batch. The rest is Faust's loop:
+        the read offsets, the gaps they reveal, and a message per record.
+        """
+        records, active = await self._wait_next_records(1.0)
+        if records is None or self.should_stop:
+            return []
+        if not self.flow_active:
+            # As Faust's getmany: seek back to the committed offsets.
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # noqa: BLE001 - Faust logs and goes on, as here
+                log.warning("seeking while the flow is stopped failed: %r", exc)
+            return []
+        app = self.app
+        generation = app.consumer_generation_id
+        batch: list[Any] = []
+        dropped: dict[Any, int] = {}
+        for tp, fetched in records.items():
+            if not self.flow_active or app.consumer_generation_id != generation:
+                break
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in batch_topics:
+                stopped = await self._batch_records(tp, fetched, generation, batch, dropped)
+            else:
+                stopped = await self._dispatch_records(tp, fetched, generation, dropped)
+            if stopped:
+                break
+        if dropped:
+            log.info(
+                "dropped records drained before their partition was sought: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}] {n}" for tp, n in dropped.items()),
+            )
+        return batch
+
+    def _flow_changed(self, generation: int) -> bool:
+        """Whether a rebalance began since the fetch: Faust's getmany stops there too."""
+        return not self.flow_active or self.app.consumer_generation_id != generation
+
+    async def _batch_records(
+        self,
+        tp: Any,
+        fetched: list[Any],
+        generation: int,
+        batch: list[Any],
+        dropped: dict[Any, int],
+    ) -> bool:
+        """Append the records of ``tp`` to ``batch`` as Faust messages; True if the flow stopped."""
+        stale = self._thread.ledger.stale
+        drained_at = self._drained_at
+        read_offsets = self._read_offset
+        to_message = self._to_message
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        for record in fetched:
+            if stale(tp, drained_at):
+                # Drained before its partition was sought (SeekLedger).
+                dropped[tp] = dropped.get(tp, 0) + 1
+                continue
+            offset = record.offset
+            read = read_offsets[tp]
+            if read is not None and offset < read:
+                continue  # already handed over before a seek
+            if read and offset - read > 1 and acks_enabled:
+                # Offsets missing from the log (compaction, transaction markers)
+                # count as acknowledged, as in Faust's loop.
+                await self._add_gap(tp, read + 1, offset)
+                if self._flow_changed(generation):
+                    return True
+            batch.append(to_message(tp, record))
+            read_offsets[tp] = offset
+        return False
+
+    async def _dispatch_records(
+        self, tp: Any, fetched: list[Any], generation: int, dropped: dict[Any, int]
+    ) -> bool:
+        """Hand the records of ``tp`` to Faust's callback one by one; True if the flow stopped."""
+        stale = self._thread.ledger.stale
+        drained_at = self._drained_at
+        read_offsets = self._read_offset
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        for record in fetched:
+            if self._flow_changed(generation):
+                return True
+            if stale(tp, drained_at):
+                dropped[tp] = dropped.get(tp, 0) + 1
+                continue
+            offset = record.offset
+            read = read_offsets[tp]
+            if read is not None and offset < read:
+                continue
+            if read and offset - read > 1 and acks_enabled:
+                await self._add_gap(tp, read + 1, offset)
+            await self.wait_first(
+                self.callback(self._to_message(tp, record)), self.suspend_flow.wait()
+            )
+            read_offsets[tp] = offset
+        return False
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's
         records, active_partitions = await super()._wait_next_records(timeout)
