@@ -82,7 +82,7 @@ class TestInsertPacer:
         assert p.max_rows == 1000
 
     def test_an_outage_of_any_length_keeps_the_capped_delay(self) -> None:
-        # At the 8 s cap, attempt 1,024 comes some two and a half hours into an outage.
+        # At the 8 s cap, attempt 1,024 comes over two hours into an outage.
         p = pacer()
         assert [p.failed(classify(REFUSED), attempt) for attempt in (1023, 1024, 10**6)] == [
             8.0,
