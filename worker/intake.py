@@ -460,11 +460,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-            if tp.topic in batch_topics:
-                stopped = await self._batch_records(tp, fetched, generation, batch, dropped)
-            else:
-                stopped = await self._dispatch_records(tp, fetched, generation, dropped)
-            if stopped:
+            into = batch if tp.topic in batch_topics else None
+            if await self._read_records(tp, fetched, generation, dropped, into):
                 break
         if dropped:
             log.info(
@@ -477,15 +474,20 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """Whether a rebalance began since the fetch: Faust's getmany stops there too."""
         return not self.flow_active or self.app.consumer_generation_id != generation
 
-    async def _batch_records(
+    async def _read_records(
         self,
         tp: Any,
         fetched: list[Any],
         generation: int,
-        batch: list[Any],
         dropped: dict[Any, int],
+        batch: list[Any] | None,
     ) -> bool:
-        """Append the records of ``tp`` to ``batch`` as Faust messages; True if the flow stopped."""
+        """Read the records of ``tp`` as Faust messages; True if a rebalance began meanwhile.
+
+        The messages go into ``batch``, or, without one (a topic not read in
+        batches), one by one to Faust's callback. The flow is checked again after
+        every await.
+        """
         stale = self._thread.ledger.stale
         drained_at = self._drained_at
         read_offsets = self._read_offset
@@ -506,34 +508,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._add_gap(tp, read + 1, offset)
                 if self._flow_changed(generation):
                     return True
-            batch.append(to_message(tp, record))
+            message = to_message(tp, record)
+            if batch is not None:
+                batch.append(message)
+                read_offsets[tp] = offset
+                continue
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
             read_offsets[tp] = offset
-        return False
-
-    async def _dispatch_records(
-        self, tp: Any, fetched: list[Any], generation: int, dropped: dict[Any, int]
-    ) -> bool:
-        """Hand the records of ``tp`` to Faust's callback one by one; True if the flow stopped."""
-        stale = self._thread.ledger.stale
-        drained_at = self._drained_at
-        read_offsets = self._read_offset
-        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
-        for record in fetched:
             if self._flow_changed(generation):
                 return True
-            if stale(tp, drained_at):
-                dropped[tp] = dropped.get(tp, 0) + 1
-                continue
-            offset = record.offset
-            read = read_offsets[tp]
-            if read is not None and offset < read:
-                continue
-            if read and offset - read > 1 and acks_enabled:
-                await self._add_gap(tp, read + 1, offset)
-            await self.wait_first(
-                self.callback(self._to_message(tp, record)), self.suspend_flow.wait()
-            )
-            read_offsets[tp] = offset
         return False
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's

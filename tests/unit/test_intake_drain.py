@@ -161,3 +161,18 @@ def test_messages_are_faust_s_own() -> None:
     expected = FaustConsumer._to_message(fetching.consumer, R0, record(R0, 1))
     assert type(message) is type(expected)
     assert positions([message]) == positions([expected])
+
+
+def test_a_rebalance_during_a_callback_stops_the_other_topics_records_too() -> None:
+    fetching = Fetching({CATALOG: [3, 4, 5], R0: [1]})
+    consumer = fetching.consumer
+
+    async def callback_then_rebalance(message: Any) -> None:
+        fetching.dispatched.append((message.tp, message.offset))
+        consumer.app.consumer_generation_id = 8
+
+    consumer.callback = callback_then_rebalance
+    assert fetching.drain() == []
+    assert fetching.dispatched == [(CATALOG, 3)]
+    assert consumer._read_offset[CATALOG] == 3
+    assert consumer._read_offset[R0] is None
